@@ -1,0 +1,352 @@
+"""The Zenvia Chat Data API client: pooled HTTP, error classification, retries, paging, fan-out.
+
+No Dagster here: the client works the same from a notebook. It never lets the token out: every
+message it builds or forwards goes through `redact`, and exceptions from `requests` are replaced,
+not chained, because their text (and their `__context__`) carries the full URL.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .errors import ApiUnavailableError, AuthError, BadRequestError, ConfigError
+from .redact import install_log_redaction, redact
+from .throttle import PauseGate, RateLimiter
+
+API_PREFIX = "/api/ms/external"
+MAX_PAGE_SIZE = 10_000
+MAX_CONCURRENCY = 256
+REPORT_DATA_TYPES = ("period", "agent", "department", "channel", "tag")
+TOKEN_HINT = "check ZCHAT_API_TOKEN (generate one in Zenvia Chat under Settings > Integrations > API)"
+
+
+@dataclass
+class RequestStats:
+    """Counters of one client, safe to update from the fan-out threads."""
+
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    pages: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {"requests": self.requests, "retries": self.retries,
+                    "throttled": self.throttled, "pages": self.pages}
+
+
+@dataclass(frozen=True)
+class _Retry:
+    """A failed attempt worth retrying; `wait` is the server's Retry-After when it gave one."""
+
+    reason: str
+    wait: float | None = None
+    throttled: bool = False
+
+
+def validate_base_url(base_url: str) -> str:
+    """Returns the URL without a trailing slash, or refuses one that would leak the token."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError(f"ZCHAT_BASE_URL {base_url!r} is not an http(s) URL: use e.g. https://zchat.zenvia.io.")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            f"ZCHAT_BASE_URL {redact(base_url)!r} uses plain http to a non-local host, which would send the "
+            "token in clear text: use https (plain http is allowed only for 127.0.0.1/localhost)."
+        )
+    return base_url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if absent or unreadable."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+class ZchatClient:
+    """One account's view of the API. Thread-safe; close it (or use `with`) to release the pool."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+        max_retries: int = 6,
+        backoff_seconds: float = 0.5,
+        backoff_max_seconds: float = 30.0,
+        min_retry_after: float = 1.0,
+        max_throttle_waits: int = 30,
+        concurrency: int = 8,
+        rate_limit: float | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        logger: logging.Logger | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if not token or not token.strip():
+            raise ConfigError(f"No API token was given: {TOKEN_HINT}.")
+        if not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
+            raise ConfigError(f"ZCHAT_CONCURRENCY must be a whole number from 1 to {MAX_CONCURRENCY}, not {concurrency!r}.")
+        if rate_limit is not None and not rate_limit > 0:
+            raise ConfigError(f"ZCHAT_RATE_LIMIT must be a positive number of requests per second, not {rate_limit!r}.")
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ConfigError(f"The page size must be from 1 to {MAX_PAGE_SIZE}, not {page_size!r}.")
+        if max_retries < 0 or connect_timeout <= 0 or read_timeout <= 0:
+            raise ConfigError("Timeouts must be positive and max_retries zero or more.")
+        self.base_url = validate_base_url(base_url)
+        self._token = token.strip()
+        self._timeout = (connect_timeout, read_timeout)
+        self._max_retries = max_retries
+        self._backoff = (backoff_seconds, backoff_max_seconds)
+        self._min_retry_after = min_retry_after
+        self._max_throttle_waits = max_throttle_waits
+        self.concurrency = concurrency
+        self.page_size = page_size
+        self._log = logger or logging.getLogger("zchat_assets.api")
+        self._sleep = sleep
+        self._in_flight = threading.BoundedSemaphore(concurrency)
+        self._limiter = RateLimiter(rate_limit, sleep=sleep)
+        self._gate = PauseGate(sleep=sleep)
+        self.stats = RequestStats()
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=concurrency, max_retries=0)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        self._session.headers["Accept"] = "application/json"
+        install_log_redaction()
+
+    def __repr__(self) -> str:
+        return f"ZchatClient(base_url={self.base_url!r}, concurrency={self.concurrency})"
+
+    def __enter__(self) -> ZchatClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- endpoints -------------------------------------------------------------------------------
+
+    def report(self, data_type: str, start: str, end: str, tz_offset: str, **filters: str) -> list[dict]:
+        """Lines of the Digital Channels report, `Total` included, for one grouping."""
+        if data_type not in REPORT_DATA_TYPES:
+            raise ConfigError(f"data_type must be one of {', '.join(REPORT_DATA_TYPES)}, not {data_type!r}.")
+        params = {"data_type": data_type, "from": start, "to": end, "timezone": tz_offset, **filters}
+        body = self.get("reports", params)
+        self.stats.add(pages=1)
+        return _data_list(body, "reports")
+
+    def history_pages(self, start: str, end: str, tz_offset: str, *, expanded: bool = False, **filters: str) -> Iterator[list[dict]]:
+        """Pages of the (expanded) service history, each record once even if pages shift underneath."""
+        path = "history/expanded" if expanded else "history"
+        params = {"from": start, "to": end, "timezone": tz_offset, **filters}
+        return self.pages(path, params)
+
+    def ongoing_pages(self, **filters: str) -> Iterator[list[dict]]:
+        """Pages of the interactions ongoing right now."""
+        return self.pages("ongoing", dict(filters))
+
+    def messages(self, protocol_id: str) -> list[dict]:
+        """Every message of one interaction."""
+        path = f"history/{protocol_id}/messages"
+        return _data_list(self.get(path, {}), path)
+
+    def messages_many(self, protocol_ids: Iterable[str]) -> Iterator[tuple[str, list[dict]]]:
+        """(protocol, messages) pairs in completion order, at most `concurrency` requests in flight.
+
+        Submission is bounded, so memory stays proportional to the concurrency, not to the day.
+        The first failure cancels what is queued and propagates once the running calls return.
+        """
+        ids = iter(protocol_ids)
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="zchat-messages") as pool:
+            pending: dict[Future, str] = {}
+
+            def refill() -> None:
+                for protocol_id in ids:
+                    pending[pool.submit(self.messages, protocol_id)] = protocol_id
+                    if len(pending) >= 2 * self.concurrency:
+                        return
+
+            refill()
+            try:
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        protocol_id = pending.pop(future)
+                        yield protocol_id, future.result()
+                    refill()
+            finally:
+                for future in pending:
+                    future.cancel()
+
+    def pages(self, path: str, params: dict[str, str]) -> Iterator[list[dict]]:
+        """Walks `page=1,2,…` until a page shorter than the limit; drops records already seen by `id`.
+
+        A last page exactly `limit` long is followed by one empty page, which ends the walk.
+        """
+        seen: set[str] = set()
+        page = 1
+        while True:
+            body = self.get(path, {**params, "limit": str(self.page_size), "page": str(page)})
+            records = _data_list(body, path)
+            self.stats.add(pages=1)
+            fresh = []
+            for record in records:
+                key = str(record.get("id"))
+                if key not in seen:
+                    seen.add(key)
+                    fresh.append(record)
+            if fresh:
+                yield fresh
+            if len(records) < self.page_size:
+                return
+            page += 1
+
+    # -- one request ----------------------------------------------------------------------------
+
+    def get(self, path: str, params: dict[str, str]) -> dict:
+        """GET one endpoint with retries; returns the decoded body of a successful answer."""
+        label = _label(path, params)
+        failures = throttles = 0
+        while True:
+            self._gate.wait()
+            self._limiter.acquire()
+            outcome = self._attempt(path, params, label)
+            if isinstance(outcome, dict):
+                return outcome
+            if outcome.throttled:
+                throttles += 1
+                self.stats.add(throttled=1)
+                give_up = throttles > self._max_throttle_waits
+            else:
+                failures += 1
+                give_up = failures > self._max_retries
+            if give_up:
+                raise ApiUnavailableError(
+                    f"{label} still failed after {failures + throttles} attempts (last: {outcome.reason}); "
+                    "the API may be down or overloaded: try again later, or lower ZCHAT_CONCURRENCY."
+                )
+            delay = self._delay(outcome, failures)
+            self.stats.add(retries=1)
+            self._log.warning(f"{label}: {outcome.reason}; retrying in {delay:.1f}s")
+            if outcome.throttled:
+                self._gate.pause(delay)
+            else:
+                self._sleep(delay)
+
+    def _attempt(self, path: str, params: dict[str, str], label: str) -> dict | _Retry:
+        url = f"{self.base_url}{API_PREFIX}/{path}"
+        network_error = None
+        with self._in_flight:
+            self.stats.add(requests=1)
+            try:
+                response = self._session.get(url, params={**params, "token": self._token}, timeout=self._timeout)
+                content = response.content
+            except requests.RequestException as exc:
+                network_error = f"{type(exc).__name__}: {exc}"
+        # Built outside the `except` block so that no exception keeps a reference to the URL.
+        if network_error is not None:
+            return _Retry(self._clean(network_error))
+        return self._classify(response, content, label)
+
+    def _classify(self, response: requests.Response, content: bytes, label: str) -> dict | _Retry:
+        status = response.status_code
+        body = _decode(content)
+        api_error = self._clean(_error_text(body, content))
+        if status in (401, 403):
+            raise AuthError(f"The Zenvia Chat API rejected the token (HTTP {status}) on {label}: {TOKEN_HINT}.")
+        if status == 429:
+            wait_s = parse_retry_after(response.headers.get("Retry-After"))
+            return _Retry(f"HTTP 429 (rate limited{': ' + api_error if api_error else ''})", wait_s, throttled=True)
+        if status == 408 or status >= 500:
+            return _Retry(f"HTTP {status}{': ' + api_error if api_error else ''}")
+        if status >= 400:
+            raise BadRequestError(f"The API refused {label} (HTTP {status}): {api_error or 'no error text'}.")
+        if not isinstance(body, dict):
+            shape = "an empty body" if not content.strip() else f"a body that is not a JSON object ({len(content)} bytes)"
+            return _Retry(f"HTTP {status} with {shape}")
+        if body.get("success") is False:
+            return _Retry(f"HTTP {status} with success=false: {api_error or 'no error text'}")
+        return body
+
+    def _delay(self, outcome: _Retry, failures: int) -> float:
+        if outcome.throttled:
+            return max(outcome.wait or 0.0, self._min_retry_after)
+        base, cap = self._backoff
+        ceiling = min(cap, base * 2 ** max(0, failures - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def _clean(self, text: str) -> str:
+        return redact(text, self._token)
+
+
+def _label(path: str, params: dict[str, str]) -> str:
+    shown = "&".join(f"{k}={v}" for k, v in params.items() if k != "token" and k in ("data_type", "page"))
+    return f"GET {API_PREFIX}/{path}" + (f"?{shown}" if shown else "")
+
+
+def _decode(content: bytes):
+    try:
+        return json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _error_text(body, content: bytes) -> str:
+    if isinstance(body, dict):
+        return str(body.get("error") or body.get("message") or "")
+    text = content[:200].decode("utf-8", "replace").strip()
+    return " ".join(text.split())
+
+
+def _data_list(body: dict, path: str) -> list[dict]:
+    data = body.get("data")
+    if not isinstance(data, list):
+        raise ApiUnavailableError(
+            f"The API answered {API_PREFIX}/{path} without a `data` list; this client may need an update."
+        )
+    return data

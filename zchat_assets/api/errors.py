@@ -1,0 +1,21 @@
+"""Typed errors of the Zenvia Chat client; every message is one sentence a user can act on."""
+
+
+class ZchatError(Exception):
+    """Base class: anything the client raises on purpose."""
+
+
+class ConfigError(ZchatError, ValueError):
+    """The client was configured with a value that cannot work (raised before any request)."""
+
+
+class AuthError(ZchatError):
+    """The API rejected the token (HTTP 401/403); retrying cannot help."""
+
+
+class BadRequestError(ZchatError):
+    """The API refused the parameters (HTTP 4xx other than 401/403/408/429); retrying cannot help."""
+
+
+class ApiUnavailableError(ZchatError):
+    """A retryable failure persisted beyond the retry budget."""

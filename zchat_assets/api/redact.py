@@ -1,0 +1,40 @@
+"""The one place that removes the API token from text: URLs, log lines and exception messages.
+
+`requests` and `urllib3` put the full URL, query string included, into their exception messages and
+debug logs, and the token travels as `?token=`. Everything the client reports passes through here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+MASK = "***"
+_TOKEN_PARAM = re.compile(r"(?i)(token=)[^&\s'\"<>#]+")
+
+
+def redact(text: str, secret: str | None = None) -> str:
+    """Masks any `token=` query parameter and every occurrence of `secret` in `text`."""
+    text = _TOKEN_PARAM.sub(r"\g<1>" + MASK, str(text))
+    if secret:
+        text = text.replace(secret, MASK)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites log records of third-party loggers (urllib3 logs request URLs at DEBUG level)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def install_log_redaction() -> None:
+    """Idempotently attaches the filter to the loggers that can see request URLs."""
+    for name in ("urllib3.connectionpool", "urllib3.util.retry", "requests"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())

@@ -1,0 +1,230 @@
+"""The sandbox's HTTP face: a plain ASGI app serving the vendor's paths, with latency and faults.
+
+A bare ASGI callable rather than a framework router: fault injection needs to cut bodies and drop
+connections, and the benchmarks need the per-request overhead to stay small.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from urllib.parse import parse_qsl
+
+from .views import ApiProblem, Views
+from .world import World
+
+PREFIX = "/api/ms/external/"
+FAULT_KINDS = ("500", "502", "503", "429", "reset", "cut", "truncated", "success_false", "html", "empty",
+               "slow", "drift")
+RETRY_AFTER_FORMS = ("seconds", "zero", "date", "missing")
+HTML_ERROR = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+
+
+def parse_faults(spec: str | None) -> dict[str, float]:
+    """`"500=0.02,reset=0.01"` (or `"all=0.02"`) to {kind: probability}."""
+    faults: dict[str, float] = {}
+    for part in (spec or "").split(","):
+        if not part.strip():
+            continue
+        kind, _, rate = part.partition("=")
+        kind = kind.strip()
+        kinds = FAULT_KINDS if kind == "all" else (kind,)
+        if kind != "all" and kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}: choose from {', '.join(FAULT_KINDS)} or all")
+        try:
+            value = float(rate)
+        except ValueError:
+            raise ValueError(f"fault {kind!r} needs a probability, e.g. {kind}=0.02") from None
+        for k in kinds:
+            faults[k] = value
+    if sum(v for k, v in faults.items() if k != "drift") > 1:
+        raise ValueError("fault probabilities add up to more than 1")
+    return faults
+
+
+@dataclass
+class Stats:
+    """What the sandbox saw; served at /_sandbox/stats for tests and benchmarks."""
+
+    requests: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    by_endpoint: dict = field(default_factory=dict)
+    faults: dict = field(default_factory=dict)
+    unauthorized: int = 0
+
+    def as_dict(self) -> dict:
+        return {"requests": self.requests, "in_flight": self.in_flight, "max_in_flight": self.max_in_flight,
+                "by_endpoint": dict(self.by_endpoint), "faults": dict(self.faults), "unauthorized": self.unauthorized}
+
+
+class SandboxApp:
+    """ASGI app. `faults` maps a kind of FAULT_KINDS to the probability that a request suffers it."""
+
+    def __init__(self, world: World, token: str, *, latency: float = 0.0, jitter: float = 0.0,
+                 faults: dict[str, float] | None = None, max_in_flight: int | None = None,
+                 retry_after: float = 1.0, slow_seconds: float = 3.0, drift: int = 7, fault_seed: int = 1):
+        self.views = Views(world)
+        self.token = token
+        self.latency, self.jitter = latency, jitter
+        self.faults = dict(faults or {})
+        self.max_in_flight = max_in_flight
+        self.retry_after, self.slow_seconds, self.drift = retry_after, slow_seconds, drift
+        self._rng = random.Random(fault_seed)
+        self.stats = Stats()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        path = scope["path"]
+        query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+        if path == "/_sandbox/stats":
+            body = self.stats.as_dict()
+            if query.get("reset"):
+                self.stats = Stats(in_flight=self.stats.in_flight)
+            return await _send_json(send, 200, body)
+        self.stats.requests += 1
+        self.stats.in_flight += 1
+        self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
+        try:
+            await self._serve(path, query, send)
+        finally:
+            self.stats.in_flight -= 1
+
+    async def _serve(self, path: str, query: dict, send) -> None:
+        endpoint = _endpoint(path)
+        self.stats.by_endpoint[endpoint] = self.stats.by_endpoint.get(endpoint, 0) + 1
+        if self.max_in_flight and self.stats.in_flight > self.max_in_flight:
+            self._count("concurrency_429")
+            return await _send_json(send, 429, _error(429, "Too many concurrent requests"),
+                                    {"Retry-After": _seconds(self.retry_after)})
+        if self.latency or self.jitter:
+            await asyncio.sleep(self.latency + random.uniform(0, self.jitter))
+        if query.get("token") != self.token:
+            self.stats.unauthorized += 1
+            return await _send_json(send, 401, _error(401, "Invalid or missing token"))
+        fault = self._draw_fault()
+        if fault and await self._inject(fault, send):
+            return
+        try:
+            data = self._answer(endpoint, path, query, drift=self._drift(query))
+        except ApiProblem as problem:
+            return await _send_json(send, problem.status, _error(problem.status, str(problem)))
+        body = json.dumps({"status": 200, "success": True, "data": data}, ensure_ascii=False).encode()
+        if fault == "cut":
+            return await _send_cut(send, body)
+        if fault == "truncated":
+            body = body[: max(1, len(body) // 2)]
+        await _send_raw(send, 200, body)
+
+    def _answer(self, endpoint: str, path: str, query: dict, drift: int) -> list:
+        if endpoint == "reports":
+            return self.views.report(query)
+        if endpoint in ("history", "history/expanded"):
+            return self.views.history(query, expanded=endpoint != "history", shift=drift)
+        if endpoint == "messages":
+            return self.views.messages(path[len(PREFIX) + len("history/"): -len("/messages")])
+        if endpoint == "ongoing":
+            return self.views.ongoing(query, shift=drift)
+        raise ApiProblem(404, f"Unknown path {path}")
+
+    def _drift(self, query: dict) -> int:
+        page = query.get("page", "1")
+        if not page.isdigit() or int(page) < 2 or not self.faults.get("drift"):
+            return 0
+        if self._rng.random() < self.faults["drift"]:
+            self._count("drift")
+            return self.drift
+        return 0
+
+    def _draw_fault(self) -> str | None:
+        roll = self._rng.random()
+        for kind, probability in self.faults.items():
+            if kind == "drift":
+                continue
+            if roll < probability:
+                self._count(kind)
+                return kind
+            roll -= probability
+        return None
+
+    async def _inject(self, fault: str, send) -> bool:
+        """Sends a fault's answer; False for faults applied to a real answer (cut, truncated, slow)."""
+        if fault in ("500", "502", "503"):
+            await _send_json(send, int(fault), _error(int(fault), "Internal server error"))
+        elif fault == "429":
+            form = self._rng.choice(RETRY_AFTER_FORMS)
+            headers = {"seconds": {"Retry-After": _seconds(self.retry_after)}, "zero": {"Retry-After": "0"},
+                       "date": {"Retry-After": formatdate(time.time() + self.retry_after, usegmt=True)},
+                       "missing": {}}[form]
+            await _send_json(send, 429, _error(429, "Rate limit exceeded"), headers)
+        elif fault == "reset":
+            _abort(send)
+        elif fault == "success_false":
+            await _send_json(send, 200, {"status": 500, "success": False, "error": "Temporary failure, try again"})
+        elif fault == "html":
+            await _send_raw(send, 502, HTML_ERROR, "text/html")
+        elif fault == "empty":
+            await _send_raw(send, 200, b"")
+        elif fault == "slow":
+            await asyncio.sleep(self.slow_seconds)
+            return False
+        else:
+            return False
+        return True
+
+    def _count(self, kind: str) -> None:
+        self.stats.faults[kind] = self.stats.faults.get(kind, 0) + 1
+
+
+def _endpoint(path: str) -> str:
+    if not path.startswith(PREFIX):
+        return "other"
+    rest = path[len(PREFIX):].rstrip("/")
+    if rest.startswith("history/") and rest.endswith("/messages"):
+        return "messages"
+    return rest
+
+
+def _error(status: int, message: str) -> dict:
+    return {"error": message, "status": status, "success": False}
+
+
+def _seconds(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+async def _send_json(send, status: int, obj, headers: dict | None = None) -> None:
+    await _send_raw(send, status, json.dumps(obj, ensure_ascii=False).encode(), headers=headers)
+
+
+async def _send_raw(send, status: int, body: bytes, content_type: str = "application/json",
+                    headers: dict | None = None) -> None:
+    raw = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_cut(send, body: bytes) -> None:
+    """Announces the whole body, sends half of it, then drops the connection."""
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+    _abort(send)
+
+
+def _abort(send) -> None:
+    """Drops the TCP connection. ASGI has no verb for it; uvicorn's `send` is bound to its cycle,
+    which holds the transport."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is None:
+        raise ConnectionAbortedError("sandbox fault: connection dropped")
+    transport.abort()
