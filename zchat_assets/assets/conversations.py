@@ -1,0 +1,78 @@
+"""Conversations: each interaction's expanded record with its messages nested and derived figures."""
+
+from collections import defaultdict
+
+import pyarrow as pa
+from dagster import AssetCheckSpec, AssetExecutionContext, AssetKey, asset
+
+from ..resources import ZchatLake
+from ..schemas import CONVERSATION_FIGURES, MESSAGE_ITEM, dataset_schema
+from .daily import DayOutcome, run_days
+from .history import protocol_check
+from .metadata import partition_metadata
+from .partitions import backfill_policy, daily_partitions
+
+KEY = ["zchat", "conversations"]
+ITEM_FIELDS = [f.name for f in MESSAGE_ITEM]
+AUTHORS = ("CUSTOMER", "AGENT", "BOT", "SYSTEM")
+PREVIEW = ["protocol_id", "media", "current_state", "message_count", "first_agent_reply_seconds", "conversation_seconds"]
+
+
+def figures(items: list[dict]) -> dict:
+    """Derived figures of one conversation from its messages, sorted by time."""
+    by_author = defaultdict(int)
+    for m in items:
+        by_author[m["author_type"]] += 1
+    first_customer = next((m["created_at"] for m in items if m["author_type"] == "CUSTOMER"), None)
+    reply = None
+    if first_customer is not None:
+        reply = next((m["created_at"] for m in items if m["author_type"] == "AGENT" and m["created_at"] >= first_customer), None)
+    first = items[0]["created_at"] if items else None
+    last = items[-1]["created_at"] if items else None
+    return {
+        "message_list": items,
+        "message_count": len(items),
+        **{f"{a.lower()}_message_count": by_author[a] for a in AUTHORS},
+        "first_message_at": first,
+        "last_message_at": last,
+        "first_customer_message_at": first_customer,
+        "first_agent_reply_at": reply,
+        "first_agent_reply_seconds": int((reply - first_customer).total_seconds()) if reply else None,
+        "conversation_seconds": int((last - first).total_seconds()) if items else None,
+    }
+
+
+def join(expanded: pa.Table, messages: pa.Table) -> pa.Table:
+    """One row per protocol of `expanded`, in its order, with its messages and figures."""
+    messages = messages.select(["protocol_id", *ITEM_FIELDS]).sort_by(
+        [("protocol_id", "ascending"), ("created_at", "ascending"), ("message_id", "ascending")])
+    grouped: dict[str, list[dict]] = defaultdict(list)
+    for row in messages.to_pylist():
+        grouped[row.pop("protocol_id")].append(row)
+    rows = [figures(grouped.get(p, [])) for p in expanded.column("protocol_id").to_pylist()]
+    schema = dataset_schema("conversations")
+    derived = {c.name: pa.array([r[c.name] for r in rows], type=c.type) for c in CONVERSATION_FIGURES}
+    columns = {name: expanded.column(name) if name in expanded.column_names else derived[name]
+               for name in schema.names}
+    return pa.table(columns, schema=schema)
+
+
+@asset(
+    key=KEY, group_name="history", partitions_def=daily_partitions,
+    backfill_policy=backfill_policy, kinds={"parquet"},
+    deps=[AssetKey(["zchat", "history_expanded"]), AssetKey(["zchat", "messages"])],
+    description="One row per interaction: the expanded history record, its messages nested in time order, and "
+                "derived figures (messages per author type, first customer message, first agent reply).",
+    check_specs=[AssetCheckSpec("protocol_id_unique", asset=KEY, description="One row per protocol.")],
+)
+def conversations(context: AssetExecutionContext, zchat_lake: ZchatLake):
+    lake = zchat_lake.open()
+
+    def produce(day) -> DayOutcome:
+        table = join(lake.read("history_expanded", day.key, schema=dataset_schema("history_expanded")),
+                     lake.read("messages", day.key, schema=dataset_schema("messages")))
+        written = lake.write_partition("conversations", day.key, table)
+        return DayOutcome(partition_metadata("conversations", written, table, PREVIEW),
+                          {"protocol_id_unique": protocol_check(table.column("protocol_id").to_pylist())})
+
+    yield from run_days(context, produce)

@@ -1,0 +1,63 @@
+"""How every daily asset runs: one `produce(day)` per partition of the run, then the right events.
+
+A run may cover one day (a schedule, a click) or a range (a backfill under the single-run policy).
+Dagster copies a ranged run's `MaterializeResult` metadata onto every day, so for ranges the asset
+yields a summary result first and then one `AssetMaterialization` per day with that day's own
+figures, which makes each day's latest event the right one. If a day fails, the days already written
+are still recorded before the error propagates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, AssetMaterialization, MaterializeResult
+
+from .partitions import Day, day_window
+
+
+@dataclass
+class Check:
+    passed: bool
+    detail: str = ""
+
+
+@dataclass
+class DayOutcome:
+    metadata: dict
+    checks: dict[str, Check] = field(default_factory=dict)
+
+
+def run_days(context: AssetExecutionContext, produce: Callable[[Day], DayOutcome],
+             severities: dict[str, AssetCheckSeverity] | None = None) -> Iterator:
+    days = [day_window(key) for key in context.partition_keys]
+    done: list[tuple[Day, DayOutcome]] = []
+    try:
+        for day in days:
+            done.append((day, produce(day)))
+    except Exception:
+        if len(days) > 1:
+            for day, outcome in done:
+                context.log_event(AssetMaterialization(context.asset_key, partition=day.key, metadata=outcome.metadata))
+        raise
+    if len(days) == 1:
+        yield MaterializeResult(metadata=done[0][1].metadata)
+    else:
+        rows = sum(o.metadata.get("dagster/row_count", 0) for _, o in done)
+        yield MaterializeResult(metadata={"days": len(days), "first_day": days[0].key, "last_day": days[-1].key,
+                                          "rows_all_days": rows})
+        for day, outcome in done:
+            yield AssetMaterialization(context.asset_key, partition=day.key, metadata=outcome.metadata)
+    yield from _check_results(done, severities or {})
+
+
+def _check_results(done: list[tuple[Day, DayOutcome]], severities: dict) -> Iterator[AssetCheckResult]:
+    names = {name for _, outcome in done for name in outcome.checks}
+    for name in sorted(names):
+        failed = [(day.key, o.checks[name].detail) for day, o in done if not o.checks[name].passed]
+        metadata = {"days_checked": len(done), "days_failed": len(failed)}
+        if failed:
+            metadata["failures"] = "\n".join(f"{key}: {detail}" for key, detail in failed[:20])
+        yield AssetCheckResult(check_name=name, passed=not failed, metadata=metadata,
+                               severity=severities.get(name, AssetCheckSeverity.ERROR))

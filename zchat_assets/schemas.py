@@ -1,0 +1,408 @@
+"""One explicit Arrow schema per dataset, and the functions that turn API JSON into Arrow tables.
+
+A dataset is a list of `Column`s: name, Arrow type, where the value sits in the API's JSON, how it
+is coerced, and a one-line description (the README's data dictionary is generated from these).
+Fields the schema does not name are never dropped: they go, as JSON, into `extra_json`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+STR_LIST = pa.list_(pa.string())
+TAG = pa.struct([("id", pa.string()), ("name", pa.string())])
+
+
+class SchemaError(ValueError):
+    """An API value that cannot be stored in its column without guessing."""
+
+
+# -- coercions: API JSON value -> Python value for Arrow -------------------------------------------
+
+def to_str(value):
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value if v not in (None, "")) or None
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def to_int(value):
+    """Integers; numeric text and whole floats are accepted, anything else is a SchemaError."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return round(value)
+    if isinstance(value, str):
+        try:
+            return round(float(value.strip()))
+        except ValueError:
+            pass
+    raise SchemaError(f"expected a number, got {value!r}")
+
+
+def to_float(value):
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise SchemaError(f"expected a number, got {value!r}") from None
+
+
+def to_bool(value):
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise SchemaError(f"expected true or false, got {value!r}")
+
+
+def to_ts(value):
+    """ISO-8601 text (with Z or an offset; naive means UTC) or epoch seconds/milliseconds."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = value / 1000 if value > 1e11 else value
+        return datetime.fromtimestamp(seconds, timezone.utc)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace(" ", "T", 1))
+        except ValueError:
+            raise SchemaError(f"expected an ISO timestamp, got {value!r}") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    raise SchemaError(f"expected an ISO timestamp, got {value!r}")
+
+
+def to_str_list(value):
+    """Customer fields arrive as a string or a list of strings; both become a list (empty for "")."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, list):
+        return [to_str(v) for v in value if v not in (None, "")]
+    return [to_str(value)]
+
+
+def to_tags(value):
+    if not value:
+        return []
+    if not isinstance(value, list):
+        raise SchemaError(f"expected a list of tags, got {value!r}")
+    return [{"id": to_str(t.get("id")), "name": to_str(t.get("name"))} if isinstance(t, dict)
+            else {"id": None, "name": to_str(t)} for t in value]
+
+
+COERCE: dict[pa.DataType, Callable] = {pa.string(): to_str, pa.int64(): to_int, pa.float64(): to_float,
+                                       pa.bool_(): to_bool, TS: to_ts, STR_LIST: to_str_list,
+                                       pa.list_(TAG): to_tags}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: pa.DataType
+    doc: str
+    path: tuple[str, ...] | None = None  # where in the API record; None = derived, not read from JSON
+
+    def read(self, record: dict):
+        value = record
+        for key in self.path:
+            if not isinstance(value, dict):
+                return None
+            value = value.get(key)
+        return COERCE[self.type](value)
+
+
+def col(name: str, type_: pa.DataType, doc: str, *path: str) -> Column:
+    return Column(name, type_, doc, path or (name,))
+
+
+def derived(name: str, type_: pa.DataType, doc: str) -> Column:
+    return Column(name, type_, doc, None)
+
+
+EXTRA = derived("extra_json", pa.string(), "Fields the API sent that this schema does not name yet, as JSON (null if none).")
+
+# -- reports ----------------------------------------------------------------------------------
+
+REPORT_COUNTERS = {
+    "backlog": "Previous backlog: services not completed the previous day.",
+    "received": "New services received during the period.",
+    "made": "Services initiated by an agent.",
+    "rang": "Services automatically distributed to an agent.",
+    "answered": "Services received by an agent and completed with message exchange.",
+    "ended": "Services completed with message exchange and marked as ended by the agent.",
+    "not_answered": "Uncompleted services that were in the queue.",
+    "pending": "Pending (agent): placed on the pending list after the client's last message.",
+    "postponed": "Pending (client): placed on the pending list after the agent's last message.",
+    "discarded": "Services received by an agent but interrupted without message exchange.",
+    "missed": "Inactive services closed by the agent.",
+    "expired": "Services that expired and can no longer be answered.",
+    "remainder": "Services not finished during the day that can still be completed.",
+}
+REPORT_SECONDS = {
+    "tma": "Average handling time, seconds.",
+    "tme": "Average wait time, seconds.",
+    "tmaxe": "Maximum wait time, seconds.",
+    "tmpr": "Average first response time, seconds.",
+    "tmr": "Average agent response time, seconds.",
+    "tmpa": "Average time for the agent to resume a pending service, seconds.",
+    "tmp": "Average time for the client to resume a pending service, seconds.",
+    "sla": "Total average handling time (tma + tme + tmpa), seconds.",
+}
+REPORT = [
+    col("title", pa.string(), "Line title: the day (by period), agent, department, channel or tag; `Total` for the total line."),
+    derived("is_total", pa.bool_(), "True on the report's `Total` line."),
+    *(col(name, pa.int64(), doc) for name, doc in REPORT_COUNTERS.items()),
+    *(col(name, pa.int64(), doc) for name, doc in REPORT_SECONDS.items()),
+    col("slapr", pa.float64(), "First response SLA (share answered within the SLA, as the API gives it)."),
+    EXTRA,
+]
+
+# -- interactions ------------------------------------------------------------------------------
+
+CUSTOMER_TEXT = ("main_identifier", "document", "main_photo")
+CUSTOMER_CHANNELS = ("channel_email", "channel_phone", "channel_external", "channel_facebook",
+                     "channel_mercado_livre", "channel_telegram")
+CUSTOMER_DOCS = {
+    "main_identifier": "Client's name.", "document": "Client's CPF.", "main_photo": "Client's photo URL.",
+    "channel_email": "Client's e-mail addresses.", "channel_phone": "Client's phone numbers.",
+    "channel_external": "External IDs.", "channel_facebook": "Facebook IDs.",
+    "channel_mercado_livre": "Mercado Livre IDs.", "channel_telegram": "Telegram IDs.",
+}
+
+INTERACTION = [
+    col("protocol_id", pa.string(), "Protocol number of the interaction (the API's `id`).", "id"),
+    col("created_at", TS, "When the interaction was created (UTC)."),
+    col("active", pa.bool_(), "True if initiated by an agent (sent), false if by the client (received)."),
+    col("media", pa.string(), "Channel: PHONE, PHONE_CONF, WHATSAPP, FACEBOOK, EMAIL, SMS, TELEGRAM, TEXT, MELI_QST, MELI_MSG."),
+    col("current_state", pa.string(), "Status at the time of the call (ENDED, DISCARDED, MISSED, EXPIRED, CANCELED, UNAVAILABLE, …)."),
+    col("current_state_time", TS, "When the current status began (UTC)."),
+    col("agent_id", pa.string(), "Agent who handled the interaction (null when none did).", "agent", "id"),
+    col("agent_name", pa.string(), "Agent's name.", "agent", "name"),
+    col("agent_phone_extension", pa.string(), "Agent's phone extension.", "agent", "phone_extension"),
+    col("department_id", pa.string(), "Department responsible for the interaction.", "department", "id"),
+    col("department_name", pa.string(), "Department's name.", "department", "name"),
+    col("customer_id", pa.string(), "Client's id.", "customer", "id"),
+    *(col(f"customer_{f}", pa.string(), CUSTOMER_DOCS[f] + " Several values are joined with ', '.", "customer", "fields", f)
+      for f in CUSTOMER_TEXT),
+    *(col(f"customer_{f}", STR_LIST, CUSTOMER_DOCS[f] + " Always a list (empty when unknown).", "customer", "fields", f)
+      for f in CUSTOMER_CHANNELS),
+    col("sla_overdue", pa.bool_(), "True if the first response exceeded the SLA limit."),
+]
+HISTORY = [
+    *INTERACTION,
+    col("first_answer_time", TS, "When the agent first answered (UTC)."),
+    col("mood", pa.string(), "Client rating from the satisfaction survey."),
+    EXTRA,
+]
+
+EXPANDED_COUNTERS = {
+    "expired": "1 if the interaction expired and can no longer be answered.",
+    "missed": "1 if it was inactive and closed by the agent.",
+    "canceled": "1 if the client ended it before it started.",
+    "answered": "1 if completed by an agent.",
+    "ended": "1 if closed by the agent after a final message exchange.",
+    "discarded": "1 if received but interrupted by the agent.",
+    "queued": "How many times it was queued.",
+    "ringing": "How many times it was distributed among agents.",
+    "postponed": "Times placed on the pending list waiting for the client.",
+    "pending": "Times placed on the pending list waiting for an agent.",
+    "transferring": "How many times it was transferred.",
+    "messages": "Number of messages exchanged, as the API counts them.",
+    "response_count": "Number of exchanges between client and agent.",
+}
+EXPANDED_SECONDS = {
+    "queued_time": "Time in the queue or unanswered, seconds.",
+    "ringing_time": "Time ringing for agents, seconds.",
+    "missed_time": "Time for an inactive interaction to close, seconds.",
+    "canceled_time": "Time until the client canceled, seconds.",
+    "expired_time": "Time the inactive interaction took to be closed, seconds.",
+    "discarded_time": "Time until the agent discarded it, seconds.",
+    "talking_time": "Time in progress, seconds.",
+    "postponed_time": "Time waiting for a client message, seconds.",
+    "pending_time": "Time waiting for an agent message, seconds.",
+    "first_contact_time": "Time the agent took to answer the client's first message, seconds.",
+    "response_time": "Average time for the agent to respond, seconds.",
+    "sla_time": "Time from the client's first message to completion, seconds.",
+}
+EXPANDED_TEXT = {
+    "browser": "Client's browser (web chat).", "ip": "Client's IP address (web chat).",
+    "os": "Client's operating system (web chat).", "source": "URL that led the client to the chat.",
+    "group_name": "Group name.", "origin": "Who initiated the interaction.",
+    "state": "Interaction status.", "type": "Channel of the interaction.", "notes": "Notes.",
+}
+HISTORY_EXPANDED = [
+    *HISTORY[:-1],
+    *(col(name, pa.int64(), doc) for name, doc in EXPANDED_COUNTERS.items()),
+    *(col(name, pa.int64(), doc) for name, doc in EXPANDED_SECONDS.items()),
+    *(col(name, pa.string(), doc) for name, doc in EXPANDED_TEXT.items()),
+    col("start_time", TS, "First message: when the agent received the first message (UTC).", "startTime"),
+    col("end_time", TS, "Last update: when the status last changed (UTC).", "endTime"),
+    col("tag_count", pa.int64(), "Number of tags used.", "tagCount"),
+    col("tags", pa.list_(TAG), "Tags used, as {id, name}."),
+    EXTRA,
+]
+
+# -- messages and conversations -----------------------------------------------------------------------
+
+MESSAGES = [
+    derived("protocol_id", pa.string(), "Protocol the message belongs to."),
+    col("message_id", pa.string(), "Message id.", "id"),
+    col("created_at", TS, "When the message was sent (UTC)."),
+    col("author_type", pa.string(), "CUSTOMER, AGENT, BOT or SYSTEM.", "author", "type"),
+    col("author_id", pa.string(), "Author's id.", "author", "id"),
+    col("author_name", pa.string(), "Author's name.", "author", "name"),
+    col("type", pa.string(), "TEXT, IMAGE, AUDIO, DOCUMENT, …"),
+    col("text", pa.string(), "Message text."),
+    col("attachment_url", pa.string(), "Attachment URL, if any.", "attachment", "url"),
+    col("attachment_mime_type", pa.string(), "Attachment MIME type.", "attachment", "mime_type"),
+    derived("raw_json", pa.string(), "The message exactly as the API sent it (the vendor does not document its format)."),
+]
+MESSAGE_ITEM = pa.struct([("message_id", pa.string()), ("created_at", TS), ("author_type", pa.string()),
+                          ("author_name", pa.string()), ("type", pa.string()), ("text", pa.string())])
+CONVERSATION_FIGURES = [
+    derived("message_list", pa.list_(MESSAGE_ITEM), "The interaction's messages in time order."),
+    derived("message_count", pa.int64(), "Messages fetched for the interaction."),
+    derived("customer_message_count", pa.int64(), "Messages written by the client."),
+    derived("agent_message_count", pa.int64(), "Messages written by agents."),
+    derived("bot_message_count", pa.int64(), "Messages written by a bot."),
+    derived("system_message_count", pa.int64(), "System messages (transfers, holds)."),
+    derived("first_message_at", TS, "First message (UTC)."),
+    derived("last_message_at", TS, "Last message (UTC)."),
+    derived("first_customer_message_at", TS, "Client's first message (UTC)."),
+    derived("first_agent_reply_at", TS, "First agent message after the client's first message (UTC)."),
+    derived("first_agent_reply_seconds", pa.int64(), "Seconds from the client's first message to the first agent reply."),
+    derived("conversation_seconds", pa.int64(), "Seconds from the first to the last message."),
+]
+CONVERSATIONS = [*HISTORY_EXPANDED[:-1], *CONVERSATION_FIGURES, EXTRA]
+
+ONGOING_STATES_SHOWN = ("NOT_ANSWERED", "RINGING", "TALKING", "POSTPONED", "PENDING")
+ONGOING = [
+    derived("polled_at", TS, "When the sensor polled the ongoing endpoint (UTC)."),
+    *INTERACTION,
+    col("agent_status", pa.string(), "Agent's status at the poll: ONLINE or OFFLINE.", "agent", "status"),
+    derived("state_seconds", pa.int64(), "Seconds the interaction had been in its current state at the poll."),
+    EXTRA,
+]
+
+DATASETS: dict[str, list[Column]] = {
+    **{f"report_by_{t}": REPORT for t in ("period", "agent", "department", "channel", "tag")},
+    "history": HISTORY, "history_expanded": HISTORY_EXPANDED, "messages": MESSAGES,
+    "conversations": CONVERSATIONS, "ongoing": ONGOING,
+}
+
+
+def arrow_schema(columns: list[Column]) -> pa.Schema:
+    return pa.schema([pa.field(c.name, c.type) for c in columns])
+
+
+def dataset_schema(name: str) -> pa.Schema:
+    return arrow_schema(DATASETS[name])
+
+
+# -- JSON -> Arrow -------------------------------------------------------------------------------------
+
+def _known_tree(columns: list[Column]) -> dict:
+    tree: dict = {}
+    for c in columns:
+        if c.path is None:
+            continue
+        node = tree
+        for key in c.path[:-1]:
+            node = node.setdefault(key, {})
+        node[c.path[-1]] = None  # leaf: the whole value is stored
+    return tree
+
+
+def _unknown(value: dict, tree: dict) -> dict:
+    extra = {}
+    for key, item in value.items():
+        if key not in tree:
+            extra[key] = item
+        elif tree[key] is not None and isinstance(item, dict):
+            nested = _unknown(item, tree[key])
+            if nested:
+                extra[key] = nested
+    return extra
+
+
+def records_to_columns(records: Iterable[dict], columns: list[Column], dataset: str,
+                       fixed: dict | None = None) -> dict[str, list]:
+    """Reads every column of every record; `fixed` supplies derived columns with one value for all."""
+    readers = [c for c in columns if c.path is not None]
+    tree = _known_tree(columns)
+    data: dict[str, list] = {c.name: [] for c in columns}
+    for record in records:
+        for c in readers:
+            try:
+                data[c.name].append(c.read(record))
+            except SchemaError as exc:
+                raise SchemaError(
+                    f"{dataset}.{c.name} (record {record.get('id')!r}): {exc}; the API changed a field's type, "
+                    "so this partition was not written: update zchat-assets or report the change."
+                ) from None
+        if "extra_json" in data:
+            extra = _unknown(record, tree)
+            data["extra_json"].append(json.dumps(extra, ensure_ascii=False) if extra else None)
+    n = len(data[readers[0].name]) if readers else 0
+    for name, value in (fixed or {}).items():
+        data[name] = value if isinstance(value, list) else [value] * n
+    for c in columns:
+        if len(data[c.name]) != n:
+            data[c.name] = [None] * n
+    return data
+
+
+def to_table(records: Iterable[dict], dataset: str, fixed: dict | None = None) -> pa.Table:
+    """API records to an Arrow table of the dataset's schema (derived columns come from `fixed`)."""
+    columns = DATASETS[dataset]
+    data = records_to_columns(records, columns, dataset, fixed)
+    return pa.table({c.name: pa.array(data[c.name], type=c.type) for c in columns})
+
+
+def report_table(lines: list[dict], dataset: str) -> pa.Table:
+    return to_table(lines, dataset, {"is_total": [str(line.get("title")) == "Total" for line in lines]})
+
+
+def messages_table(batch: list[tuple[str, list[dict]]]) -> pa.Table:
+    """(protocol, messages) pairs to one table; each message keeps its original JSON."""
+    flat = [m for _, messages in batch for m in messages]
+    owners = [protocol for protocol, messages in batch for _ in messages]
+    raw = [json.dumps(m, ensure_ascii=False) for m in flat]
+    return to_table(flat, "messages", {"protocol_id": owners, "raw_json": raw})
+
+
+def markdown_dictionary() -> str:
+    """The data dictionary of every dataset, as Markdown (README.md embeds this output)."""
+    out = []
+    shown: dict[int, str] = {}
+    for name, columns in DATASETS.items():
+        if id(columns) in shown:
+            out.append(f"### `{name}`\n\nSame columns as `{shown[id(columns)]}`.\n")
+            continue
+        shown[id(columns)] = name
+        out.append(f"### `{name}`\n\n| column | type | meaning |\n| --- | --- | --- |")
+        out.extend(f"| `{c.name}` | `{c.type}` | {c.doc} |" for c in columns)
+        out.append("")
+    return "\n".join(out)
