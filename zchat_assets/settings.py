@@ -73,6 +73,10 @@ def lookback_days() -> int:
     return _number("ZCHAT_LOOKBACK_DAYS", DEFAULT_LOOKBACK_DAYS, int, 1, 60, "a whole number of days from 1 to 60")
 
 
+def lake_uri() -> str:
+    return EnvVar("ZCHAT_LAKE_URI").get_value(DEFAULT_LAKE_URI)
+
+
 def env_or(name: str, default: str) -> str:
     """The variable as an `EnvVar` (the UI then shows its name) when it is set, else the default."""
     return EnvVar(name) if EnvVar(name).get_value() else default

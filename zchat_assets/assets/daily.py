@@ -43,13 +43,15 @@ def run_days(context: AssetExecutionContext, produce: Callable[[Day], DayOutcome
         raise
     if len(days) == 1:
         yield MaterializeResult(metadata=done[0][1].metadata)
-    else:
-        rows = sum(o.metadata.get("dagster/row_count", 0) for _, o in done)
-        yield MaterializeResult(metadata={"days": len(days), "first_day": days[0].key, "last_day": days[-1].key,
-                                          "rows_all_days": rows})
-        for day, outcome in done:
-            yield AssetMaterialization(context.asset_key, partition=day.key, metadata=outcome.metadata)
+        yield from _check_results(done, severities or {})
+        return
+    rows = sum(o.metadata.get("dagster/row_count", 0) for _, o in done)
+    yield MaterializeResult(metadata={"days": len(days), "first_day": days[0].key, "last_day": days[-1].key,
+                                      "rows_all_days": rows})
+    # Checks before the per-day events: Dagster compares a check's data version with the latest event.
     yield from _check_results(done, severities or {})
+    for day, outcome in done:
+        yield AssetMaterialization(context.asset_key, partition=day.key, metadata=outcome.metadata)
 
 
 def _check_results(done: list[tuple[Day, DayOutcome]], severities: dict) -> Iterator[AssetCheckResult]:

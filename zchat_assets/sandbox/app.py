@@ -10,6 +10,7 @@ import asyncio
 import json
 import random
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from urllib.parse import parse_qsl
@@ -75,7 +76,15 @@ class SandboxApp:
         self.max_in_flight = max_in_flight
         self.retry_after, self.slow_seconds, self.drift = retry_after, slow_seconds, drift
         self._rng = random.Random(fault_seed)
+        self._queued: deque[str] = deque()
         self.stats = Stats()
+
+    def queue_faults(self, *kinds: str) -> None:
+        """The next requests get these faults, one each, in order (then the random ones resume)."""
+        unknown = set(kinds) - set(FAULT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown faults {sorted(unknown)}")
+        self._queued.extend(kinds)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -114,7 +123,7 @@ class SandboxApp:
         if fault and await self._inject(fault, send):
             return
         try:
-            data = self._answer(endpoint, path, query, drift=self._drift(query))
+            data = self._answer(endpoint, path, query, drift=self._drift(query, fault))
         except ApiProblem as problem:
             return await _send_json(send, problem.status, _error(problem.status, str(problem)))
         body = json.dumps({"status": 200, "success": True, "data": data}, ensure_ascii=False).encode()
@@ -135,16 +144,21 @@ class SandboxApp:
             return self.views.ongoing(query, shift=drift)
         raise ApiProblem(404, f"Unknown path {path}")
 
-    def _drift(self, query: dict) -> int:
+    def _drift(self, query: dict, fault: str | None) -> int:
         page = query.get("page", "1")
-        if not page.isdigit() or int(page) < 2 or not self.faults.get("drift"):
+        if not page.isdigit() or int(page) < 2:
             return 0
-        if self._rng.random() < self.faults["drift"]:
+        if fault == "drift" or (self.faults.get("drift") and self._rng.random() < self.faults["drift"]):
             self._count("drift")
             return self.drift
         return 0
 
     def _draw_fault(self) -> str | None:
+        if self._queued:
+            kind = self._queued.popleft()
+            if kind != "drift":
+                self._count(kind)
+            return kind
         roll = self._rng.random()
         for kind, probability in self.faults.items():
             if kind == "drift":

@@ -1,0 +1,132 @@
+"""The `zchat-assets` command: the sandbox, the demo, the UI against the sandbox, the data dictionary."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from . import settings
+
+SANDBOX_TOKEN_ENV = "ZCHAT_API_TOKEN"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="zchat-assets", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sandbox = commands.add_parser("sandbox", help="serve the simulated Zenvia Chat API in the foreground")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8765)
+    _world_options(sandbox)
+    sandbox.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    sandbox.add_argument("--jitter", type=float, default=0.0, help="random extra seconds, up to this much")
+    sandbox.add_argument("--faults", default="", help="e.g. 500=0.02,reset=0.01,drift=0.1 or all=0.01")
+    sandbox.add_argument("--max-in-flight", type=int, default=None, help="answer 429 above this many requests")
+    sandbox.add_argument("--retry-after", type=float, default=1.0, help="seconds announced with 429s")
+
+    demo = commands.add_parser("demo", help="materialize the last complete days from a local sandbox into ./data")
+    demo.add_argument("--days", type=int, default=3)
+    _world_options(demo)
+
+    ui = commands.add_parser("ui", help="start a sandbox and the Dagster UI (dagster dev) pointed at it")
+    _world_options(ui)
+    ui.add_argument("--port", type=int, default=3000, help="the UI's port")
+
+    commands.add_parser("docs", help="print the data dictionary (Markdown) generated from the schemas")
+
+    args = parser.parse_args(argv)
+    try:
+        return {"sandbox": run_sandbox, "demo": run_demo, "ui": run_ui, "docs": run_docs}[args.command](args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"zchat-assets: {exc}", file=sys.stderr)
+        return 2
+
+
+def _world_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scale", type=int, default=300, help="interactions per day")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--timezone", default=None, help="account time zone (default: ZCHAT_TIMEZONE or America/Sao_Paulo)")
+
+
+def _world(args):
+    from .sandbox import World
+
+    return World(seed=args.seed, scale=args.scale, tz=args.timezone or settings.timezone_name())
+
+
+def run_sandbox(args) -> int:
+    from .sandbox import SandboxApp, parse_faults
+    from .sandbox.server import serve_forever
+
+    token = os.environ.get(SANDBOX_TOKEN_ENV)
+    if not token:
+        raise ValueError(f"set {SANDBOX_TOKEN_ENV} to the token the sandbox should accept (any string)")
+    app = SandboxApp(_world(args), token, latency=args.latency, jitter=args.jitter, faults=parse_faults(args.faults),
+                     max_in_flight=args.max_in_flight, retry_after=args.retry_after)
+    print(f"Zenvia Chat sandbox on http://{args.host}:{args.port} (scale {args.scale}/day, seed {args.seed}); "
+          f"it accepts the token in {SANDBOX_TOKEN_ENV}. Ctrl-C stops it.", flush=True)
+    serve_forever(app, args.host, args.port)
+    return 0
+
+
+def _project_home() -> Path:
+    """DAGSTER_HOME if set, else this folder when it holds dagster.yaml (the repo root)."""
+    if os.environ.get("DAGSTER_HOME"):
+        return Path(os.environ["DAGSTER_HOME"])
+    if Path("dagster.yaml").exists():
+        return Path.cwd()
+    raise FileNotFoundError("run this from the repository root (where dagster.yaml is) or set DAGSTER_HOME")
+
+
+def _sandbox_env(args, server_url: str, token: str, home: Path) -> None:
+    os.environ.update({"ZCHAT_BASE_URL": server_url, SANDBOX_TOKEN_ENV: token, "DAGSTER_HOME": str(home.resolve())})
+    if args.timezone:
+        os.environ["ZCHAT_TIMEZONE"] = args.timezone
+    os.environ.setdefault("ZCHAT_LAKE_URI", str(Path("data").resolve()))
+
+
+def run_demo(args) -> int:
+    from .sandbox import SandboxApp, SandboxServer
+
+    home = _project_home()
+    token = secrets.token_urlsafe(24)
+    with SandboxServer(SandboxApp(_world(args), token)) as server:
+        _sandbox_env(args, server.url, token, home)
+        from .demo import run  # after the environment points at the sandbox: definitions read it
+
+        tz = ZoneInfo(settings.timezone_name())
+        yesterday = datetime.now(tz).date() - timedelta(days=1)
+        first = yesterday - timedelta(days=args.days - 1)
+        return run(first.isoformat(), yesterday.isoformat(), scale=args.scale)
+
+
+def run_ui(args) -> int:
+    from .sandbox import SandboxApp, SandboxServer
+
+    home = _project_home()
+    token = secrets.token_urlsafe(24)
+    with SandboxServer(SandboxApp(_world(args), token)) as server:
+        _sandbox_env(args, server.url, token, home)
+        print(f"Sandbox on {server.url}; Dagster UI on http://127.0.0.1:{args.port} (Ctrl-C stops both).", flush=True)
+        command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-p", str(args.port)]
+        try:
+            return subprocess.call(command)
+        except KeyboardInterrupt:
+            return 0
+
+
+def run_docs(args) -> int:
+    from .schemas import markdown_dictionary
+
+    print(markdown_dictionary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
