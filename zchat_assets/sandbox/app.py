@@ -77,6 +77,7 @@ class SandboxApp:
         self.retry_after, self.slow_seconds, self.drift = retry_after, slow_seconds, drift
         self._rng = random.Random(fault_seed)
         self._queued: deque[str] = deque()
+        self._shifts: dict[str, int] = {}
         self.stats = Stats()
 
     def queue_faults(self, *kinds: str) -> None:
@@ -119,7 +120,7 @@ class SandboxApp:
         if query.get("token") != self.token:
             self.stats.unauthorized += 1
             return await _send_json(send, 401, _error(401, "Invalid or missing token"))
-        fault = self._draw_fault()
+        fault = self._draw_fault(query)
         if fault and await self._inject(fault, send):
             return
         try:
@@ -145,15 +146,21 @@ class SandboxApp:
         raise ApiProblem(404, f"Unknown path {path}")
 
     def _drift(self, query: dict, fault: str | None) -> int:
+        """Records inserted ahead of a paging walk shift every later page of it, cumulatively; a
+        request for page 1 starts a new walk. Drift can thus repeat records, never hide one."""
+        walk = "&".join(f"{k}={v}" for k, v in sorted(query.items()) if k not in ("page", "token"))
         page = query.get("page", "1")
         if not page.isdigit() or int(page) < 2:
+            self._shifts.pop(walk, None)
             return 0
         if fault == "drift" or (self.faults.get("drift") and self._rng.random() < self.faults["drift"]):
             self._count("drift")
-            return self.drift
-        return 0
+            self._shifts[walk] = self._shifts.get(walk, 0) + self.drift
+        return self._shifts.get(walk, 0)
 
-    def _draw_fault(self) -> str | None:
+    def _draw_fault(self, query: dict) -> str | None:
+        if self._queued and self._queued[0] == "drift" and not query.get("page", "1") > "1":
+            return None  # a queued drift waits for a request of page 2 or later
         if self._queued:
             kind = self._queued.popleft()
             if kind != "drift":

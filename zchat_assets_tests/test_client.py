@@ -1,0 +1,160 @@
+"""The client over real HTTP against the sandbox: every failure class, paging, fan-out, redaction."""
+
+import logging
+import time
+from datetime import date
+
+import pytest
+import requests
+
+from zchat_assets.api import ApiUnavailableError, AuthError, BadRequestError, ConfigError, ZchatClient
+
+from .conftest import DAY, TOKEN
+
+WINDOW = (f"{DAY} 00:00:00", f"{DAY} 23:59:59", "-0300")
+
+
+def client(sandbox, token: str = TOKEN, **kw) -> ZchatClient:
+    options = dict(backoff_seconds=0.01, backoff_max_seconds=0.05, min_retry_after=0.01, read_timeout=5.0)
+    options.update(kw)
+    return ZchatClient(sandbox.url, token, **options)
+
+
+def stats(sandbox) -> dict:
+    return requests.get(f"{sandbox.url}/_sandbox/stats").json()
+
+
+def test_history_pages_cover_the_day_once(sandbox):
+    c = client(sandbox, page_size=50)
+    records = [r for page in c.history_pages(*WINDOW) for r in page]
+    world = sandbox.app.views.world
+    truth = world.between(*world.local_bounds(date.fromisoformat(DAY)))
+    assert [r["id"] for r in records] == [ix.protocol for ix in truth]
+    assert c.stats.pages == len(truth) // 50 + 1
+
+
+def test_last_page_exactly_limit_long_stops_on_the_empty_page(sandbox):
+    c = client(sandbox, page_size=40)  # 120 interactions: pages of 40, 40, 40, then an empty one
+    pages = list(c.history_pages(*WINDOW))
+    assert [len(p) for p in pages] == [40, 40, 40]
+    assert stats(sandbox)["by_endpoint"]["history"] == 4
+
+
+def test_page_drift_duplicates_are_dropped(sandbox):
+    sandbox.app.queue_faults("drift", "drift")  # pages 2 and 3 start 7 records early
+    c = client(sandbox, page_size=30)
+    ids = [r["id"] for page in c.history_pages(*WINDOW, expanded=True) for r in page]
+    assert len(ids) == len(set(ids)) == 120
+    assert stats(sandbox)["faults"]["drift"] == 2
+
+
+@pytest.mark.parametrize("fault", ["500", "502", "503", "reset", "cut", "truncated", "success_false", "html", "empty"])
+def test_transient_faults_are_retried(sandbox, fault):
+    sandbox.app.queue_faults(fault, fault)
+    c = client(sandbox)
+    lines = c.report("period", *WINDOW)
+    assert lines[-1]["title"] == "Total"
+    assert c.stats.requests == 3 and c.stats.retries == 2
+
+
+def test_slow_answer_times_out_and_is_retried(sandbox):
+    protocol = str(next(client(sandbox).history_pages(*WINDOW))[0]["id"])
+    sandbox.app.queue_faults("slow")
+    c = client(sandbox, read_timeout=0.3)
+    assert c.messages(protocol) == client(sandbox).messages(protocol)
+    assert c.stats.retries == 1
+
+
+@pytest.mark.parametrize("form", ["seconds", "zero", "date", "missing"])
+def test_429_waits_at_least_the_minimum_whatever_retry_after_says(sandbox, form, monkeypatch):
+    import zchat_assets.sandbox.app as app_module
+
+    monkeypatch.setattr(app_module, "RETRY_AFTER_FORMS", (form,))
+    sandbox.app.retry_after = 0.3 if form in ("seconds", "date") else 0
+    sandbox.app.queue_faults("429")
+    c = client(sandbox, min_retry_after=0.2)
+    started = time.monotonic()
+    c.report("agent", *WINDOW)
+    waited = time.monotonic() - started
+    assert c.stats.throttled == 1
+    assert waited >= 0.19
+    if form == "seconds":
+        assert waited >= 0.29
+
+
+def test_retry_budget_exhausted_fails_loudly_without_the_token(sandbox):
+    sandbox.app.queue_faults(*["503"] * 10)
+    c = client(sandbox, max_retries=2)
+    with pytest.raises(ApiUnavailableError) as err:
+        c.report("period", *WINDOW)
+    assert "3 attempts" in str(err.value) and "HTTP 503" in str(err.value)
+    assert TOKEN not in str(err.value)
+    assert err.value.__context__ is None and err.value.__cause__ is None
+
+
+def test_wrong_token_fails_at_once_naming_the_variable(sandbox):
+    c = client(sandbox, token="wrong-token")
+    with pytest.raises(AuthError, match="ZCHAT_API_TOKEN"):
+        c.report("period", *WINDOW)
+    assert stats(sandbox)["requests"] == 1
+
+
+def test_bad_parameters_show_the_api_error_text_without_retry(sandbox):
+    c = client(sandbox)
+    with pytest.raises(BadRequestError, match="Invalid 'from' date"):
+        c.report("period", "yesterday", WINDOW[1], WINDOW[2])
+    assert c.stats.requests == 1
+
+
+def test_connection_errors_never_show_the_token(caplog):
+    c = ZchatClient("http://127.0.0.1:9", TOKEN, max_retries=1, backoff_seconds=0.01, connect_timeout=0.5)
+    with caplog.at_level(logging.DEBUG, logger="urllib3"), pytest.raises(ApiUnavailableError) as err:
+        c.messages("1")
+    text = str(err.value) + caplog.text
+    assert "ConnectionError" in text and "token=***" in text
+    assert TOKEN not in text
+
+
+def test_messages_many_respects_the_concurrency_cap(sandbox):
+    sandbox.app.latency = 0.02
+    c = client(sandbox, concurrency=4)
+    ids = [str(r["id"]) for page in c.history_pages(*WINDOW) for r in page]
+    got = dict(c.messages_many(ids))
+    assert set(got) == set(ids)
+    assert stats(sandbox)["max_in_flight"] <= 4
+
+
+def test_concurrency_limit_answered_with_429_is_survived(sandbox):
+    sandbox.app.max_in_flight = 2
+    sandbox.app.latency = 0.02
+    c = client(sandbox, concurrency=8)
+    ids = [str(r["id"]) for page in c.history_pages(*WINDOW) for r in page]
+    assert len(dict(c.messages_many(ids))) == len(ids)
+    assert c.stats.throttled > 0
+
+
+def test_rate_limit_spaces_requests():
+    from zchat_assets.api.throttle import RateLimiter
+
+    limiter = RateLimiter(50)
+    started = time.monotonic()
+    for _ in range(11):
+        limiter.acquire()
+    assert time.monotonic() - started >= 0.19
+
+
+@pytest.mark.parametrize("url", ["http://api.example.com", "http://10.0.0.5:8080", "ftp://x", "zchat.zenvia.io"])
+def test_unsafe_base_urls_are_refused(url):
+    with pytest.raises(ConfigError, match="ZCHAT_BASE_URL"):
+        ZchatClient(url, TOKEN)
+
+
+@pytest.mark.parametrize("kw", [{"concurrency": 0}, {"concurrency": 1000}, {"rate_limit": -1}, {"page_size": 20000}])
+def test_nonsense_settings_are_refused(kw):
+    with pytest.raises(ConfigError):
+        ZchatClient("https://zchat.zenvia.io", TOKEN, **kw)
+
+
+def test_missing_token_is_refused_naming_the_variable():
+    with pytest.raises(ConfigError, match="ZCHAT_API_TOKEN"):
+        ZchatClient("https://zchat.zenvia.io", " ")
