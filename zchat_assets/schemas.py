@@ -26,7 +26,8 @@ class SchemaError(ValueError):
 # -- coercions: API JSON value -> Python value for Arrow -------------------------------------------
 
 def to_str(value):
-    if value is None:
+    """Text; the API's "" for "unknown" becomes null, like a missing field."""
+    if value is None or value == "":
         return None
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -1,0 +1,111 @@
+"""Assets materialized through Dagster against the sandbox, compared with the sandbox's own truth."""
+
+import dagster as dg
+import pytest
+
+from zchat_assets.assets import asset_checks, daily_assets
+from zchat_assets.assets.conversations import figures
+from zchat_assets.resources import ZchatLake
+from zchat_assets.sandbox import SandboxApp, SandboxServer, parse_faults
+
+from .conftest import DAY, TOKEN, fast_api, make_world
+from .truth import assert_lake_matches
+
+ALL = [*daily_assets, *asset_checks]
+RANGE = {"dagster/asset_partition_range_start": "2026-11-16", "dagster/asset_partition_range_end": DAY}
+
+
+def materialize(resources, instance=None, **kw) -> dg.ExecuteInProcessResult:
+    return dg.materialize(ALL, resources=resources, instance=instance or dg.DagsterInstance.ephemeral(),
+                          raise_on_error=False, **kw)
+
+
+def failed_checks(result) -> list[str]:
+    return [c.asset_check_key.to_user_string() for c in result.get_asset_check_evaluations() if not c.passed]
+
+
+def test_one_day_matches_the_sandbox_exactly(sandbox, resources):
+    result = materialize(resources, partition_key=DAY)
+    assert result.success and not failed_checks(result)
+    assert len(result.get_asset_check_evaluations()) == 11
+    assert_lake_matches(resources["zchat_lake"].open(), sandbox.app.views.world, DAY)
+
+
+def test_every_fault_at_a_few_percent_changes_nothing(tmp_path):
+    faults = parse_faults("all=0.02,drift=0.3")
+    world = make_world(scale=150)
+    app = SandboxApp(world, TOKEN, faults=faults, retry_after=0.02, slow_seconds=0.6, max_in_flight=6)
+    with SandboxServer(app) as server:
+        resources = {"zchat_api": fast_api(server.url, read_timeout=0.4, page_size=40, max_retries=8),
+                     "zchat_lake": ZchatLake(uri=str(tmp_path))}
+        result = materialize(resources, partition_key=DAY)
+        injected = sum(app.stats.faults.values())
+    assert result.success and not failed_checks(result)
+    assert injected >= 5
+    assert_lake_matches(resources["zchat_lake"].open(), world, DAY)
+
+
+def test_a_range_runs_once_and_records_each_day_with_its_own_figures(sandbox, resources):
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize(resources, instance, tags=RANGE)
+    assert result.success and not failed_checks(result)
+    rows = {}
+    for day in ("2026-11-16", "2026-11-17", DAY):
+        event = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(["zchat", "history"]), asset_partitions=[day]), limit=1
+        ).records[0].asset_materialization
+        rows[day] = event.metadata["dagster/row_count"].value
+        assert event.metadata["dagster/uri"].value.endswith(f"history/date={day}")
+    assert rows == {d: 120 for d in rows}
+    period = instance.get_latest_materialization_event(dg.AssetKey(["zchat", "report_by_period"]))
+    assert period.asset_materialization.metadata["total_received"].value > 0
+
+
+def test_rematerializing_replaces_the_day_without_duplicates(sandbox, resources):
+    for _ in range(2):
+        assert materialize(resources, partition_key=DAY).success
+    lake = resources["zchat_lake"].open()
+    assert lake.describe("messages", DAY).files == 1
+    assert_lake_matches(lake, sandbox.app.views.world, DAY)
+
+
+def test_persistent_failure_fails_the_day_and_keeps_the_previous_data(sandbox, resources):
+    assert materialize(resources, partition_key=DAY).success
+    lake = resources["zchat_lake"].open()
+    before = lake.read("history_expanded", DAY)
+    sandbox.app.faults = {"503": 1.0}
+    result = materialize(resources, partition_key=DAY)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    shown = failure.step_failure_data.error.to_string()
+    assert "still failed after" in shown and TOKEN not in shown
+    assert lake.read("history_expanded", DAY).equals(before)
+
+
+def test_materialization_metadata_is_complete(sandbox, resources):
+    result = materialize(resources, partition_key=DAY)
+    events = {e.asset_key.path[-1]: e for e in result.get_asset_materialization_events()}
+    for name, event in events.items():
+        metadata = event.materialization.metadata
+        assert {"dagster/row_count", "dagster/column_schema", "dagster/uri", "preview"} <= set(metadata), name
+        if name != "conversations":
+            assert metadata["api_requests"].value >= 1, name
+    assert events["messages"].materialization.metadata["api_requests"].value == 120
+
+
+def test_conversation_figures():
+    from datetime import datetime, timedelta, timezone
+
+    t0 = datetime(2026, 11, 18, 12, tzinfo=timezone.utc)
+    items = [{"author_type": a, "created_at": t0 + timedelta(seconds=s)} for a, s in
+             [("AGENT", 0), ("CUSTOMER", 10), ("BOT", 11), ("AGENT", 70), ("CUSTOMER", 100)]]
+    got = figures(items)
+    assert got["first_agent_reply_seconds"] == 60 and got["conversation_seconds"] == 100
+    assert (got["customer_message_count"], got["agent_message_count"], got["bot_message_count"]) == (2, 2, 1)
+    assert figures([])["message_count"] == 0 and figures([])["first_agent_reply_seconds"] is None
+
+
+@pytest.mark.parametrize("name", ["report_by_period", "history", "messages", "conversations"])
+def test_assets_have_keys_groups_and_descriptions(name):
+    spec = next(s for a in daily_assets for s in a.specs if s.key.path[-1] == name)
+    assert spec.key.path[0] == "zchat" and spec.description and spec.group_name in ("reports", "history")

@@ -1,0 +1,117 @@
+"""The sandbox itself: determinism, the vendor's parameters and errors, and consistent figures."""
+
+from datetime import date
+
+import pytest
+import requests
+
+from zchat_assets.sandbox import parse_faults
+from zchat_assets.sandbox.views import ADDITIVE, ApiProblem, Views, parse_offset
+
+from .conftest import DAY, TOKEN, make_world
+
+API = "/api/ms/external"
+
+
+def get(sandbox, path, **params):
+    return requests.get(f"{sandbox.url}{API}/{path}", params={"token": TOKEN, **params})
+
+
+def test_same_seed_same_data_other_seed_other_data():
+    day = date.fromisoformat(DAY)
+    assert make_world().day(day) == make_world().day(day)
+    assert make_world(seed=12).day(day) != make_world().day(day)
+
+
+def test_wrong_or_missing_token_is_401_in_the_vendor_shape(sandbox):
+    for params in ({"token": "nope"}, {}):
+        answer = requests.get(f"{sandbox.url}{API}/history", params=params)
+        assert answer.status_code == 401
+        assert answer.json() == {"error": "Invalid or missing token", "status": 401, "success": False}
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"limit": "0"}, "'limit' must be between 1 and 10000"),
+    ({"limit": "10001"}, "'limit' must be between 1 and 10000"),
+    ({"page": "0"}, "'page' must be greater than or equal to 1"),
+    ({"from": "18/11/2026"}, "Invalid 'from' date"),
+    ({"timezone": "BRT"}, "Invalid timezone"),
+])
+def test_bad_parameters_are_400_with_the_reason(sandbox, params, message):
+    answer = get(sandbox, "history", **params)
+    assert answer.status_code == 400 and message in answer.json()["error"]
+
+
+def test_defaults_are_100_per_page_and_the_last_30_days(sandbox):
+    assert len(get(sandbox, "history").json()["data"]) == 100
+
+
+def test_filters_narrow_the_history(sandbox):
+    window = {"from": f"{DAY} 00:00:00", "to": f"{DAY} 23:59:59", "timezone": "-0300", "limit": "10000"}
+    everything = get(sandbox, "history/expanded", **window).json()["data"]
+    assert len(everything) == 120
+    whatsapp = get(sandbox, "history", types="WHATSAPP", **window).json()["data"]
+    assert whatsapp and {r["media"] for r in whatsapp} == {"WHATSAPP"}
+    ended = get(sandbox, "history", states="'ENDED'", **window).json()["data"]
+    assert {r["current_state"] for r in ended} == {"ENDED"}
+    sent = get(sandbox, "history", active="true", **window).json()["data"]
+    assert {r["active"] for r in sent} == {"true"}
+    one = everything[5]
+    found = get(sandbox, "history", search=str(one["id"]), **window).json()["data"]
+    assert [r["id"] for r in found] == [one["id"]]
+    agent = next(r["agent"]["id"] for r in everything if r["agent"])
+    by_agent = get(sandbox, "history", agents=agent, **window).json()["data"]
+    assert {r["agent"]["id"] for r in by_agent} == {agent}
+
+
+def test_realistic_shapes(sandbox):
+    window = {"from": f"{DAY} 00:00:00", "to": f"{DAY} 23:59:59", "timezone": "-0300", "limit": "10000"}
+    data = get(sandbox, "history/expanded", **window).json()["data"]
+    assert any(r["agent"] is None for r in data)  # canceled / unavailable
+    emails = [r["customer"]["fields"]["channel_email"] for r in data]
+    assert any(isinstance(e, list) for e in emails) and any(isinstance(e, str) and e for e in emails)
+    phone = [r for r in data if r["media"] == "PHONE"]
+    assert phone and all(r["messages"] == 0 for r in phone)
+    assert any(any(ch in r["customer"]["fields"]["main_identifier"] for ch in "ãçéíóúâêô") for r in data)
+
+
+def test_messages_of_a_protocol_and_404_for_an_unknown_one(sandbox):
+    window = {"from": f"{DAY} 00:00:00", "to": f"{DAY} 23:59:59", "timezone": "-0300"}
+    record = next(r for r in get(sandbox, "history/expanded", **window).json()["data"] if r["messages"])
+    messages = get(sandbox, f"history/{record['id']}/messages").json()["data"]
+    assert len(messages) == record["messages"]
+    assert get(sandbox, "history/9818999999/messages").status_code == 404
+    assert get(sandbox, "history/abc/messages").status_code == 404
+
+
+@pytest.mark.parametrize("data_type", ["period", "agent", "department", "channel", "tag"])
+def test_report_total_is_consistent(data_type):
+    views = Views(make_world())
+    lines = views.report({"data_type": data_type, "from": f"{DAY} 00:00:00", "to": f"{DAY} 23:59:59",
+                          "timezone": "-0300"})
+    total, rest = lines[-1], lines[:-1]
+    assert total["title"] == "Total"
+    assert total["received"] + total["made"] == 120
+    for name in ADDITIVE:
+        if data_type == "tag":
+            assert sum(line[name] for line in rest) >= total[name]
+        else:
+            assert sum(line[name] for line in rest) == total[name]
+
+
+def test_ongoing_lists_only_unfinished_interactions(sandbox):
+    data = get(sandbox, "ongoing", limit="10000").json()["data"]
+    assert data and {r["current_state"] for r in data} <= {"NOT_ANSWERED", "RINGING", "TALKING", "POSTPONED", "PENDING"}
+
+
+def test_fault_spec_parsing():
+    assert parse_faults("500=0.1, reset=0.05") == {"500": 0.1, "reset": 0.05}
+    assert len(parse_faults("all=0.01")) == 12
+    with pytest.raises(ValueError, match="unknown fault"):
+        parse_faults("teapot=0.1")
+
+
+def test_offsets():
+    assert parse_offset("-0300").utcoffset(None).total_seconds() == -3 * 3600
+    with pytest.raises(ApiProblem):
+        parse_offset("+25:00")

@@ -1,0 +1,63 @@
+"""JSON to Arrow: coercions, flattening, unknown fields kept, type changes refused, the dictionary."""
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from zchat_assets import schemas
+from zchat_assets.schemas import SchemaError, to_table
+
+RECORD = {
+    "id": 981800001, "active": "true", "created_at": "2026-11-18T03:06:57.000Z",
+    "agent": {"id": 7, "name": "Conceição", "phone_extension": "2001", "status": "ONLINE"},
+    "customer": {"id": "55", "fields": {"channel_email": ["a@x", "b@x"], "channel_phone": "+55 11",
+                                        "main_identifier": "João", "document": "", "new_field": 1}},
+    "department": {"id": "11", "name": "Vendas"}, "media": "WHATSAPP", "sla_overdue": False,
+    "brand_new": {"x": 1},
+}
+
+
+def test_flattening_and_coercion():
+    row = to_table([RECORD], "history").to_pylist()[0]
+    assert row["protocol_id"] == "981800001" and row["active"] is True
+    assert row["agent_id"] == "7" and row["customer_main_identifier"] == "João"
+    assert row["customer_channel_email"] == ["a@x", "b@x"] and row["customer_channel_phone"] == ["+55 11"]
+    assert row["customer_channel_telegram"] == [] and row["customer_document"] is None
+    assert row["created_at"] == datetime(2026, 11, 18, 3, 6, 57, tzinfo=timezone.utc)
+
+
+def test_unknown_fields_are_kept_in_extra_json():
+    import json
+
+    extra = json.loads(to_table([RECORD], "history").to_pylist()[0]["extra_json"])
+    assert extra == {"agent": {"status": "ONLINE"}, "customer": {"fields": {"new_field": 1}}, "brand_new": {"x": 1}}
+    assert to_table([{"id": 1}], "history").to_pylist()[0]["extra_json"] is None
+
+
+def test_numeric_text_is_coerced_and_other_text_refused():
+    assert to_table([{"id": 1, "queued_time": "12"}], "history_expanded").column("queued_time").to_pylist() == [12]
+    with pytest.raises(SchemaError, match=r"history_expanded.queued_time .*not written"):
+        to_table([{"id": 1, "queued_time": "twelve"}], "history_expanded")
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("2026-11-18T03:06:57Z", datetime(2026, 11, 18, 3, 6, 57, tzinfo=timezone.utc)),
+    ("2026-11-18 00:06:57-03:00", datetime(2026, 11, 18, 3, 6, 57, tzinfo=timezone.utc)),
+    (1763435217, datetime(2025, 11, 18, 3, 6, 57, tzinfo=timezone.utc)),
+    (None, None), ("", None),
+])
+def test_timestamps(value, expected):
+    assert schemas.to_ts(value) == expected
+
+
+def test_every_dataset_has_snake_case_columns_and_a_description():
+    for name, columns in schemas.DATASETS.items():
+        for c in columns:
+            assert c.name == c.name.lower() and " " not in c.name, (name, c.name)
+            assert c.doc, (name, c.name)
+
+
+def test_readme_data_dictionary_is_generated_from_the_schemas():
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    assert schemas.markdown_dictionary().strip() in readme, "regenerate it: zchat-assets docs"

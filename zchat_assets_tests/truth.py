@@ -1,0 +1,42 @@
+"""What a day should contain, straight from the sandbox's world (the ground truth)."""
+
+from datetime import date
+
+from zchat_assets.sandbox.views import Views
+from zchat_assets.schemas import report_table
+
+REPORTS = ("period", "agent", "department", "channel", "tag")
+
+
+def interactions(world, day: str) -> list:
+    return world.between(*world.local_bounds(date.fromisoformat(day)))
+
+
+def protocols(world, day: str) -> list[str]:
+    return [str(ix.protocol) for ix in interactions(world, day)]
+
+
+def message_ids(world, day: str) -> list[str]:
+    views = Views(world)
+    return [m["id"] for ix in interactions(world, day) for m in views.messages(str(ix.protocol))]
+
+
+def report_rows(world, day: str, data_type: str) -> list[dict]:
+    lines = Views(world).report({"data_type": data_type, "from": f"{day} 00:00:00", "to": f"{day} 23:59:59",
+                                 "timezone": "-0300"})
+    return report_table(lines, f"report_by_{data_type}").to_pylist()
+
+
+def assert_lake_matches(lake, world, day: str) -> None:
+    history = lake.read("history", day).column("protocol_id").to_pylist()
+    expanded = lake.read("history_expanded", day).column("protocol_id").to_pylist()
+    conversations = lake.read("conversations", day)
+    messages = lake.read("messages", day).column("message_id").to_pylist()
+    expected = protocols(world, day)
+    assert sorted(history) == sorted(expected) and len(history) == len(set(history))
+    assert sorted(expanded) == sorted(expected)
+    assert sorted(conversations.column("protocol_id").to_pylist()) == sorted(expected)
+    assert sorted(messages) == sorted(message_ids(world, day)) and len(messages) == len(set(messages))
+    assert sum(conversations.column("message_count").to_pylist()) == len(messages)
+    for data_type in REPORTS:
+        assert lake.read(f"report_by_{data_type}", day).to_pylist() == report_rows(world, day, data_type)
