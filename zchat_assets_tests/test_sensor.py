@@ -1,0 +1,71 @@
+"""The ongoing sensor evaluated tick by tick against the sandbox, its clock moved between ticks."""
+
+import json
+
+import dagster as dg
+
+from zchat_assets.assets.sensors import ongoing_sensor
+from zchat_assets.definitions import defs
+from zchat_assets.resources import ZchatLake
+from zchat_assets.sandbox import SandboxApp, SandboxServer, World
+
+from .conftest import NOW, TOKEN, fast_api
+
+
+class Clock:
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def tick(instance, resources, cursor=None):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources, definitions=defs)
+    return ongoing_sensor.evaluate_tick(context)
+
+
+def test_ticks_snapshot_the_queue_and_refresh_days_whose_interactions_ended(tmp_path):
+    clock = Clock(NOW)
+    world = World(seed=5, scale=400, now=clock)
+    instance = dg.DagsterInstance.ephemeral()
+    with SandboxServer(SandboxApp(world, TOKEN)) as server:
+        resources = {"zchat_api": fast_api(server.url), "zchat_lake": ZchatLake(uri=str(tmp_path))}
+        first = tick(instance, resources)
+        assert first.run_requests == [] and first.cursor
+        (event,) = first.asset_events
+        assert event.metadata["ongoing_total"].value == len(world.ongoing()) > 0
+        assert "oldest_queue_wait_seconds" in event.metadata and "state_not_answered" in event.metadata
+
+        clock.now += 6 * 3600  # most of the ongoing interactions end
+        second = tick(instance, resources, first.cursor)
+        days = {r.partition_key for r in second.run_requests}
+        assert days and all(d < "2026-11-21" for d in days)
+        assert all(r.run_key.startswith("refresh-") for r in second.run_requests)
+        assert len(second.cursor) < 500
+
+        clock.now += 60  # within the debounce window: no new runs for the same days
+        third = tick(instance, resources, second.cursor)
+        assert not {r.partition_key for r in third.run_requests} & days
+
+    snapshots = sorted((tmp_path / "ongoing").rglob("*.parquet"))
+    assert len(snapshots) == 3
+
+
+def test_an_api_failure_skips_the_tick_and_keeps_the_cursor(tmp_path):
+    instance = dg.DagsterInstance.ephemeral()
+    cursor = json.dumps({"last": None, "pending": {"2026-11-19": NOW}, "requested": {}})
+    resources = {"zchat_api": fast_api("http://127.0.0.1:9", max_retries=0, connect_timeout=0.3),
+                 "zchat_lake": ZchatLake(uri=str(tmp_path))}
+    result = tick(instance, resources, cursor)
+    assert result.skip_message and "cursor kept" in result.skip_message
+    assert TOKEN not in result.skip_message
+    assert result.cursor in (None, cursor)
+
+
+def test_a_revoked_token_skips_with_a_sentence_naming_the_variable(tmp_path):
+    instance = dg.DagsterInstance.ephemeral()
+    with SandboxServer(SandboxApp(World(scale=10), "another-token")) as server:
+        resources = {"zchat_api": fast_api(server.url), "zchat_lake": ZchatLake(uri=str(tmp_path))}
+        result = tick(instance, resources)
+    assert "ZCHAT_API_TOKEN" in result.skip_message
