@@ -14,7 +14,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,7 +25,7 @@ from requests.adapters import HTTPAdapter
 
 from .errors import ApiUnavailableError, AuthError, BadRequestError, ConfigError
 from .redact import install_log_redaction, redact
-from .throttle import PauseGate, RateLimiter
+from .throttle import shared_gate, shared_limiter
 
 API_PREFIX = "/api/ms/external"
 MAX_PAGE_SIZE = 10_000
@@ -123,7 +123,6 @@ class ZchatClient:
         rate_limit: float | None = None,
         page_size: int = MAX_PAGE_SIZE,
         logger: logging.Logger | None = None,
-        sleep: Callable[[float], None] = time.sleep,
     ):
         if not token or not token.strip():
             raise ConfigError(f"No API token was given: {TOKEN_HINT}.")
@@ -145,10 +144,9 @@ class ZchatClient:
         self.concurrency = concurrency
         self.page_size = page_size
         self._log = logger or logging.getLogger("zchat_assets.api")
-        self._sleep = sleep
         self._in_flight = threading.BoundedSemaphore(concurrency)
-        self._limiter = RateLimiter(rate_limit, sleep=sleep)
-        self._gate = PauseGate(sleep=sleep)
+        self._limiter = shared_limiter(self.base_url, rate_limit)
+        self._gate = shared_gate(self.base_url)
         self.stats = RequestStats()
         self._session = requests.Session()
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=concurrency, max_retries=0)
@@ -276,7 +274,7 @@ class ZchatClient:
             if outcome.throttled:
                 self._gate.pause(delay)
             else:
-                self._sleep(delay)
+                time.sleep(delay)
 
     def _attempt(self, path: str, params: dict[str, str], label: str) -> dict | _Retry:
         url = f"{self.base_url}{API_PREFIX}/{path}"

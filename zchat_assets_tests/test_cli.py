@@ -1,0 +1,66 @@
+"""End to end through the command line, as a user runs it: `dagster asset materialize`, the demo."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from zchat_assets.assets import daily_assets
+from zchat_assets.lake import Lake
+from zchat_assets.sandbox import SandboxApp, SandboxServer, parse_faults
+
+from .conftest import DAY, TOKEN, make_world
+from .truth import assert_lake_matches
+
+ROOT = Path(__file__).parents[1]
+pytestmark = pytest.mark.slow
+
+
+def token_hits(*places: Path, texts: tuple[str, ...] = ()) -> list[str]:
+    hits = [f"output #{i}" for i, text in enumerate(texts) if TOKEN in text]
+    for place in places:
+        for path in place.rglob("*"):
+            if path.is_file() and TOKEN.encode() in path.read_bytes():
+                hits.append(str(path))
+    return hits
+
+
+def project_home(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home)
+    shutil.copy(ROOT / "workspace.yaml", home)
+    return home
+
+
+def test_dagster_cli_materializes_a_day_exactly_under_faults_and_leaks_no_token(tmp_path):
+    world = make_world(scale=150)
+    app = SandboxApp(world, TOKEN, faults=parse_faults("all=0.02,slow=0,drift=0.2"), retry_after=0.05)
+    home = project_home(tmp_path)
+    lake = tmp_path / "lake"
+    with SandboxServer(app) as server:
+        env = {**os.environ, "DAGSTER_HOME": str(home), "ZCHAT_API_TOKEN": TOKEN, "ZCHAT_BASE_URL": server.url,
+               "ZCHAT_LAKE_URI": str(lake), "ZCHAT_START_DATE": "2026-10-01"}
+        selection = ",".join(a.key.to_user_string() for a in daily_assets)
+        done = subprocess.run(
+            [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "zchat_assets.definitions",
+             "--select", selection, "--partition", DAY],
+            cwd=home, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sum(app.stats.faults.values()) > 0
+    assert_lake_matches(Lake(str(lake)), world, DAY)
+    assert (home / ".dagster" / "storage").exists()
+    assert token_hits(home, lake, texts=(done.stdout, done.stderr)) == []
+
+
+def test_demo_runs_from_a_project_folder(tmp_path):
+    home = project_home(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZCHAT_", "DAGSTER_HOME"))}
+    done = subprocess.run([sys.executable, "-m", "zchat_assets.cli", "demo", "--days", "1", "--scale", "40"],
+                          cwd=home, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "zchat/conversations" in done.stdout and "11/11 checks passed" in done.stdout
+    assert len(list((home / "data" / "messages").glob("date=*/*.parquet"))) == 1
