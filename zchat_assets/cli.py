@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import signal
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -116,9 +117,16 @@ def run_ui(args) -> int:
         print(f"Sandbox on {server.url}; Dagster UI on http://127.0.0.1:{args.port} (Ctrl-C stops both).", flush=True)
         command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-p", str(args.port)]
         try:
-            return subprocess.call(command)
+            return subprocess.call(command, preexec_fn=_default_signals)
         except KeyboardInterrupt:
             return 0
+
+
+def _default_signals() -> None:
+    """Started in the background, we inherit an ignored SIGINT that `dagster dev` would pass on to
+    its children, which then ignore SIGTERM too; give the UI the default handlers back."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def run_docs(args) -> int:
