@@ -8,6 +8,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import warnings
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,6 +19,8 @@ SANDBOX_TOKEN_ENV = "ZCHAT_API_TOKEN"
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Dagster flags `backfill_policy` as beta on every asset that uses it: noise at a user's first command.
+    warnings.filterwarnings("ignore", message="Parameter `backfill_policy`")
     parser = argparse.ArgumentParser(prog="zchat-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
