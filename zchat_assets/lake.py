@@ -42,6 +42,7 @@ class PartitionWriter:
     def __init__(self, lake: Lake, folder: str, schema: pa.Schema):
         self._lake, self._folder, self.schema = lake, folder, schema
         self.rows = self.files = 0
+        self.result: WrittenPartition | None = None  # set once the day is swapped in
         self._writer: pq.ParquetWriter | None = None
         self._handle = None
         self._rows_in_file = 0
@@ -92,7 +93,8 @@ class Lake:
 
     @contextmanager
     def replace_partition(self, dataset: str, day: str, schema: pa.Schema) -> Iterator[PartitionWriter]:
-        """Yields a writer; on normal exit the day is swapped in, on an exception the old day stays."""
+        """Yields a writer; on normal exit the day is swapped in (and `writer.result` describes it),
+        on an exception the old day stays."""
         staging = f"{self.root}/{STAGING}/{dataset}/date={day}.{uuid.uuid4().hex}"
         self.fs.makedirs(staging, exist_ok=True)
         writer = PartitionWriter(self, staging, schema)
@@ -105,12 +107,15 @@ class Lake:
             writer.close()
             self.fs.rm(staging, recursive=True)
             raise
-        self._swap(staging, self.folder(dataset, day))
+        size = self.fs.du(staging)
+        final = self.folder(dataset, day)
+        self._swap(staging, final)
+        writer.result = WrittenPartition(self.uri(final), writer.rows, writer.files, size)
 
     def write_partition(self, dataset: str, day: str, table: pa.Table) -> WrittenPartition:
         with self.replace_partition(dataset, day, table.schema) as writer:
             writer.write(table)
-        return self.describe(dataset, day)
+        return writer.result
 
     def _swap(self, staging: str, final: str) -> None:
         self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)

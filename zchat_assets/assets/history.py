@@ -47,7 +47,7 @@ def build_history_asset(name: str, expanded: bool) -> AssetsDefinition:
                         protocols.extend(table.column("protocol_id").to_pylist())
                         if not sample.num_rows:
                             sample = table.slice(0, 5)
-                written = lake.describe(name, day.key)
+                written = writer.result
                 metadata = partition_metadata(name, written, sample, PREVIEW, meter.figures())
                 return DayOutcome(metadata, {"protocol_id_unique": protocol_check(protocols)})
 

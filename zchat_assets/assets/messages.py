@@ -107,7 +107,7 @@ def messages(context: AssetExecutionContext, zchat_api: ZchatApi, zchat_lake: Zc
                         size = 0
                 if batch:
                     flush()
-            written = lake.describe("messages", day.key)
+            written = writer.result
             metadata = partition_metadata("messages", written, sample, PREVIEW, meter.figures())
             metadata["protocols"] = len(fetched)
             return DayOutcome(metadata, {"messages_complete": completeness_check(expected, fetched),
