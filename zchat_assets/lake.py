@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 
 import fsspec
 import pyarrow as pa
@@ -182,7 +181,7 @@ class Lake:
 
     def check_writable(self) -> None:
         """Fails early, with one sentence, if the lake cannot be written."""
-        probe = f"{self.root}/{STAGING}/.probe-{datetime.now().strftime('%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        probe = f"{self.root}/{STAGING}/.probe-{uuid.uuid4().hex}"
         try:
             self.fs.makedirs(probe.rsplit("/", 1)[0], exist_ok=True)
             with self.fs.open(probe, "wb") as handle:

@@ -44,4 +44,7 @@ class ZchatLake(ConfigurableResource):
     uri: str = Field(default=DEFAULT_LAKE_URI, description="Local folder or fsspec URI, e.g. s3://bucket/zchat.")
 
     def open(self) -> Lake:
-        return Lake(self.uri)
+        """The lake, probed first so that a bad URI fails in one sentence before any API request."""
+        lake = Lake(self.uri)
+        lake.check_writable()
+        return lake

@@ -109,3 +109,14 @@ def test_conversation_figures():
 def test_assets_have_keys_groups_and_descriptions(name):
     spec = next(s for a in daily_assets for s in a.specs if s.key.path[-1] == name)
     assert spec.key.path[0] == "zchat" and spec.description and spec.group_name in ("reports", "history")
+
+
+def test_an_unwritable_lake_fails_in_one_sentence_before_any_request(sandbox, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    resources = {"zchat_api": fast_api(sandbox.url), "zchat_lake": ZchatLake(uri=str(blocker / "lake"))}
+    result = materialize(resources, partition_key=DAY)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "Cannot write to the lake" in failure.step_failure_data.error.to_string()
+    assert sandbox.app.stats.requests == 0
