@@ -11,21 +11,21 @@ import email.utils
 import ipaddress
 import json
 import logging
+import queue
 import random
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from .errors import ApiUnavailableError, AuthError, BadRequestError, ConfigError
 from .redact import install_log_redaction, redact
-from .throttle import shared_gate, shared_limiter
+from .throttle import AdaptiveLimit, shared_gate, shared_limiter
 
 API_PREFIX = "/api/ms/external"
 MAX_PAGE_SIZE = 10_000
@@ -144,15 +144,21 @@ class ZchatClient:
         self.concurrency = concurrency
         self.page_size = page_size
         self._log = logger or logging.getLogger("zchat_assets.api")
-        self._in_flight = threading.BoundedSemaphore(concurrency)
+        self._in_flight = AdaptiveLimit(concurrency)
         self._limiter = shared_limiter(self.base_url, rate_limit)
         self._gate = shared_gate(self.base_url)
         self.stats = RequestStats()
         self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=concurrency, max_retries=0)
-        self._session.mount("https://", adapter)
-        self._session.mount("http://", adapter)
+        self._adapter = HTTPAdapter(pool_connections=1, pool_maxsize=concurrency, max_retries=0)
+        self._session.mount("https://", self._adapter)
+        self._session.mount("http://", self._adapter)
         self._session.headers["Accept"] = "application/json"
+        # Requests are sent through the session's adapter with the environment's proxy and CA settings
+        # read once: `Session.get` re-reads the environment and re-parses the URL on every call, which
+        # was half of the client's CPU per request on the messages fan-out.
+        self._root = f"{self.base_url}{API_PREFIX}/"
+        self._send_settings = self._session.merge_environment_settings(self._root, {}, False, None, None)
+        self._template = requests.Request("GET", self._root, headers=dict(self._session.headers)).prepare()
         install_log_redaction()
 
     def __repr__(self) -> str:
@@ -194,32 +200,49 @@ class ZchatClient:
         return _data_list(self.get(path, {}), path)
 
     def messages_many(self, protocol_ids: Iterable[str]) -> Iterator[tuple[str, list[dict]]]:
-        """(protocol, messages) pairs in completion order, at most `concurrency` requests in flight.
+        """(protocol, messages) pairs in completion order, fetched by `concurrency` worker threads.
 
-        Submission is bounded, so memory stays proportional to the concurrency, not to the day.
-        The first failure cancels what is queued and propagates once the running calls return.
+        Workers take protocols from the shared iterator and hand results back through a bounded
+        queue, so memory stays proportional to the concurrency, not to the day, and there is no
+        per-request future to manage. The first failure stops the workers and propagates.
         """
         ids = iter(protocol_ids)
-        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="zchat-messages") as pool:
-            pending: dict[Future, str] = {}
+        take = threading.Lock()
+        results: queue.Queue = queue.Queue(maxsize=2 * self.concurrency)
+        stop = threading.Event()
+        finished = object()
 
-            def refill() -> None:
-                for protocol_id in ids:
-                    pending[pool.submit(self.messages, protocol_id)] = protocol_id
-                    if len(pending) >= 2 * self.concurrency:
-                        return
-
-            refill()
+        def work() -> None:
             try:
-                while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        protocol_id = pending.pop(future)
-                        yield protocol_id, future.result()
-                    refill()
+                while not stop.is_set():
+                    with take:
+                        protocol_id = next(ids, None)
+                    if protocol_id is None:
+                        return
+                    results.put((protocol_id, self.messages(protocol_id)))
+            except Exception as exc:  # handed to the consumer, which raises it
+                results.put(exc)
             finally:
-                for future in pending:
-                    future.cancel()
+                results.put(finished)
+
+        workers = len(protocol_ids) if isinstance(protocol_ids, Sized) else self.concurrency
+        running = min(self.concurrency, workers)
+        for n in range(running):
+            threading.Thread(target=work, name=f"zchat-messages-{n}", daemon=True).start()
+        try:
+            while running:
+                item = results.get()
+                if item is finished:
+                    running -= 1
+                elif isinstance(item, Exception):
+                    raise item
+                else:
+                    yield item
+        finally:
+            stop.set()
+            while running:  # let every worker return rather than block on a full queue
+                if results.get() is finished:
+                    running -= 1
 
     def pages(self, path: str, params: dict[str, str]) -> Iterator[list[dict]]:
         """Walks `page=1,2,…` until a page shorter than the limit; drops records already seen by `id`.
@@ -248,17 +271,19 @@ class ZchatClient:
 
     def get(self, path: str, params: dict[str, str]) -> dict:
         """GET one endpoint with retries; returns the decoded body of a successful answer."""
-        label = _label(path, params)
         failures = throttles = 0
         while True:
             self._gate.wait()
             self._limiter.acquire()
-            outcome = self._attempt(path, params, label)
+            outcome = self._attempt(path, params)
             if isinstance(outcome, dict):
+                self._in_flight.succeeded()
                 return outcome
+            label = _label(path, params)
             if outcome.throttled:
                 throttles += 1
                 self.stats.add(throttled=1)
+                self._in_flight.throttled()
                 give_up = throttles > self._max_throttle_waits
             else:
                 failures += 1
@@ -276,24 +301,28 @@ class ZchatClient:
             else:
                 time.sleep(delay)
 
-    def _attempt(self, path: str, params: dict[str, str], label: str) -> dict | _Retry:
-        url = f"{self.base_url}{API_PREFIX}/{path}"
+    def _attempt(self, path: str, params: dict[str, str]) -> dict | _Retry:
+        request = self._template.copy()
+        request.url = f"{self._root}{quote(path)}?{urlencode({**params, 'token': self._token})}"
         network_error = None
         with self._in_flight:
             self.stats.add(requests=1)
             try:
-                response = self._session.get(url, params={**params, "token": self._token}, timeout=self._timeout)
+                response = self._adapter.send(request, timeout=self._timeout, **self._send_settings)
                 content = response.content
             except requests.RequestException as exc:
                 network_error = f"{type(exc).__name__}: {exc}"
         # Built outside the `except` block so that no exception keeps a reference to the URL.
         if network_error is not None:
             return _Retry(self._clean(network_error))
-        return self._classify(response, content, label)
+        return self._classify(response, content, path, params)
 
-    def _classify(self, response: requests.Response, content: bytes, label: str) -> dict | _Retry:
+    def _classify(self, response: requests.Response, content: bytes, path: str, params: dict) -> dict | _Retry:
         status = response.status_code
         body = _decode(content)
+        if status == 200 and isinstance(body, dict) and body.get("success") is not False:
+            return body
+        label = _label(path, params)
         api_error = self._clean(_error_text(body, content))
         if status in (401, 403):
             raise AuthError(f"The Zenvia Chat API rejected the token (HTTP {status}) on {label}: {TOKEN_HINT}.")

@@ -60,3 +60,45 @@ def shared_limiter(base_url: str, rate: float | None) -> RateLimiter:
 def shared_gate(base_url: str) -> PauseGate:
     """One 429 pause per API root in this process: the account's limit is the account's, not a client's."""
     return PauseGate()
+
+
+class AdaptiveLimit:
+    """At most `limit` requests in flight, where `limit` starts at the configured concurrency, drops to
+    what the API accepted when it answers 429, and creeps back up while answers are good.
+
+    A concurrency limit on the server side then costs one 429 now and then instead of a storm per wave
+    of requests; `ceiling` is the configured concurrency, which is never exceeded.
+    """
+
+    def __init__(self, ceiling: int, probe_every: int = 20):
+        self.ceiling = self.limit = ceiling
+        self.in_flight = self.peak = 0
+        self._probe_every = probe_every
+        self._good = 0
+        self._ready = threading.Condition()
+
+    def __enter__(self) -> AdaptiveLimit:
+        with self._ready:
+            self._ready.wait_for(lambda: self.in_flight < self.limit)
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._ready:
+            self.in_flight -= 1
+            self._ready.notify()
+
+    def throttled(self) -> None:
+        """The API refused a request with 429: accept no more than what was in flight without it."""
+        with self._ready:
+            self.limit = max(1, min(self.limit, self.in_flight))
+            self._good = 0
+
+    def succeeded(self) -> None:
+        with self._ready:
+            self._good += 1
+            if self.limit < self.ceiling and self._good >= self._probe_every * self.limit:
+                self.limit += 1
+                self._good = 0
+                self._ready.notify()
