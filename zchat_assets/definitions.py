@@ -25,7 +25,11 @@ defs = Definitions(
             concurrency=settings.concurrency(),
             rate_limit=settings.rate_limit(),
         ),
-        "zchat_lake": ZchatLake(uri=settings.env_or("ZCHAT_LAKE_URI", settings.DEFAULT_LAKE_URI)),
+        "zchat_lake": ZchatLake(
+            uri=settings.env_or("ZCHAT_LAKE_URI", settings.DEFAULT_LAKE_URI),
+            personal_data=settings.personal_data(),
+            personal_data_key=EnvVar("ZCHAT_PERSONAL_DATA_KEY") if EnvVar("ZCHAT_PERSONAL_DATA_KEY").get_value() else None,
+        ),
     },
     # The steps wait on the network, not the CPU: one process per run avoids a process start per step.
     executor=in_process_executor,

@@ -2,12 +2,14 @@
 
 `<lake>/<dataset>/date=YYYY-MM-DD/part-*.parquet`. A partition is written into a staging folder
 outside the dataset (`<lake>/_staging/`, which readers globbing `<dataset>/` never see), then swapped
-in: on a local disk with two renames, so readers see the old day or the new one, never half of one
-and never both. Object stores have no rename; there the swap is delete-then-move, documented.
+in: on a local disk with one atomic exchange of the two folders (two renames where the system lacks
+it), so readers see the old day or the new one, never half of one and never both. Object stores have
+no rename; there the swap is delete-then-move, documented.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import uuid
 from collections.abc import Iterator
@@ -19,8 +21,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
+from .privacy import Privacy
+
+# Arrow's default allocator (mimalloc) keeps freed pages for reuse. Tables here are short-lived
+# batches, so the system allocator keeps a materialization's peak memory about 40 MB lower at the
+# same CPU (measured with the benchmark). Set once, for the process that imports the lake.
+pa.set_memory_pool(pa.system_memory_pool())
+
 STAGING = "_staging"
 ROWS_PER_FILE = 1_000_000
+SAMPLE_ROWS = 5
 
 
 class LakeError(ValueError):
@@ -42,6 +52,7 @@ class PartitionWriter:
         self._lake, self._folder, self.schema = lake, folder, schema
         self.rows = self.files = 0
         self.result: WrittenPartition | None = None  # set once the day is swapped in
+        self.sample = schema.empty_table()  # the first rows written, for previews
         self._writer: pq.ParquetWriter | None = None
         self._handle = None
         self._rows_in_file = 0
@@ -50,6 +61,9 @@ class PartitionWriter:
         if table.num_rows == 0 and self.files:
             return
         table = table.select(self.schema.names).cast(self.schema)
+        if not self.sample.num_rows and table.num_rows:
+            # A copy: a slice would keep the whole first table alive until the day is written.
+            self.sample = pa.Table.from_pylist(table.slice(0, SAMPLE_ROWS).to_pylist(), schema=self.schema)
         if self._writer is None or self._rows_in_file >= ROWS_PER_FILE:
             self._open()
         self._writer.write_table(table)
@@ -71,8 +85,27 @@ class PartitionWriter:
             self._writer = self._handle = None
 
 
+def _exchange(a: str, b: str) -> bool:
+    """Swaps two folders in one atomic step (Linux `renameat2` with RENAME_EXCHANGE), so there is no
+    instant at which the day is missing; False where the system or file system cannot."""
+    renameat2 = getattr(_LIBC, "renameat2", None)
+    if renameat2 is None:
+        return False
+    return renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
+
+
+try:
+    _LIBC = ctypes.CDLL(None, use_errno=True)
+except OSError:
+    _LIBC = None
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
 class Lake:
-    def __init__(self, uri: str):
+    """A lake root; `privacy` is the personal-data setting the writers of this lake apply."""
+
+    def __init__(self, uri: str, privacy: Privacy | None = None):
+        self.privacy = privacy or Privacy()
         if not uri or not uri.strip():
             raise LakeError("ZCHAT_LAKE_URI is empty: set it to a folder (./data) or an fsspec URI (s3://bucket/prefix).")
         try:
@@ -119,12 +152,14 @@ class Lake:
     def _swap(self, staging: str, final: str) -> None:
         self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
         if self.local:
-            retired = f"{staging}.old"
-            exists = os.path.exists(final)
-            if exists:
+            if not os.path.exists(final):
+                os.rename(staging, final)
+            elif _exchange(staging, final):
+                self.fs.rm(staging, recursive=True)  # it now holds the old day
+            else:
+                retired = f"{staging}.old"
                 os.rename(final, retired)
-            os.rename(staging, final)
-            if exists:
+                os.rename(staging, final)
                 self.fs.rm(retired, recursive=True)
             return
         if self.fs.exists(final):
@@ -148,6 +183,22 @@ class Lake:
 
     def read_file(self, relative_path: str, columns: list[str] | None = None) -> pa.Table:
         return pq.read_table(f"{self.root}/{relative_path}", filesystem=self.fs, columns=columns)
+
+    def file_metadata(self, relative_path: str) -> dict[bytes, bytes]:
+        """The key-value metadata of one Parquet file (read from its footer only)."""
+        with self.fs.open(f"{self.root}/{relative_path}", "rb") as handle:
+            return pq.read_schema(handle).metadata or {}
+
+    def files(self, dataset: str, day: str) -> list[str]:
+        """Paths below the lake root of a day's Parquet files, in name order; [] when the day is absent."""
+        folder = self.folder(dataset, day)
+        if not self.fs.exists(folder):
+            return []
+        names = sorted(p.rsplit("/", 1)[-1] for p in self.fs.ls(folder, detail=False) if p.endswith(".parquet"))
+        return [f"{dataset}/date={day}/{name}" for name in names]
+
+    def remove_file(self, relative_path: str) -> None:
+        self.fs.rm(f"{self.root}/{relative_path}")
 
     def exists(self, dataset: str, day: str) -> bool:
         return self.fs.exists(self.folder(dataset, day))

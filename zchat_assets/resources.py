@@ -9,6 +9,7 @@ from pydantic import Field
 
 from .api import ZchatClient
 from .lake import Lake
+from .privacy import Privacy
 from .settings import DEFAULT_BASE_URL, DEFAULT_CONCURRENCY, DEFAULT_LAKE_URI
 
 
@@ -42,9 +43,13 @@ class ZchatLake(ConfigurableResource):
     """Where the Parquet lake lives: a local folder or an fsspec URI (ZCHAT_LAKE_URI)."""
 
     uri: str = Field(default=DEFAULT_LAKE_URI, description="Local folder or fsspec URI, e.g. s3://bucket/zchat.")
+    personal_data: str = Field(default="keep", description="Customers' personal data: keep, hash or drop "
+                                                           "(ZCHAT_PERSONAL_DATA).")
+    personal_data_key: str | None = Field(default=None, description="Secret for hashing personal data: set "
+                                                                    "ZCHAT_PERSONAL_DATA_KEY.")
 
     def open(self) -> Lake:
         """The lake, probed first so that a bad URI fails in one sentence before any API request."""
-        lake = Lake(self.uri)
+        lake = Lake(self.uri, Privacy(self.personal_data, self.personal_data_key))
         lake.check_writable()
         return lake

@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dagster import EnvVar
 
+from .privacy import Privacy
+
 from .api.client import MAX_CONCURRENCY
 
 DEFAULT_BASE_URL = "https://zchat.zenvia.io"
@@ -71,6 +73,13 @@ def rate_limit() -> float | None:
 
 def lookback_days() -> int:
     return _number("ZCHAT_LOOKBACK_DAYS", DEFAULT_LOOKBACK_DAYS, int, 1, 60, "a whole number of days from 1 to 60")
+
+
+def personal_data() -> str:
+    """ZCHAT_PERSONAL_DATA (keep, hash or drop), checked together with the key that hashing needs."""
+    mode = EnvVar("ZCHAT_PERSONAL_DATA").get_value("keep").strip().lower()
+    Privacy(mode, EnvVar("ZCHAT_PERSONAL_DATA_KEY").get_value())
+    return mode
 
 
 def lake_uri() -> str:

@@ -9,6 +9,7 @@ are still recorded before the error propagates.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -35,7 +36,10 @@ def run_days(context: AssetExecutionContext, produce: Callable[[Day], DayOutcome
     done: list[tuple[Day, DayOutcome]] = []
     try:
         for day in days:
-            done.append((day, produce(day)))
+            started = time.monotonic()
+            outcome = produce(day)
+            outcome.metadata["seconds"] = round(time.monotonic() - started, 3)
+            done.append((day, outcome))
     except Exception:
         if len(days) > 1:
             for day, outcome in done:

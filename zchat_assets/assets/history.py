@@ -39,16 +39,12 @@ def build_history_asset(name: str, expanded: bool) -> AssetsDefinition:
             def produce(day) -> DayOutcome:
                 meter.start()
                 protocols: list = []
-                sample = schema.empty_table()
                 with lake.replace_partition(name, day.key, schema) as writer:
                     for page in client.history_pages(day.start, day.end, day.offset, expanded=expanded):
-                        table = to_table(page, name)
+                        table = lake.privacy.apply(to_table(page, name))
                         writer.write(table)
                         protocols.extend(table.column("protocol_id").to_pylist())
-                        if not sample.num_rows:
-                            sample = table.slice(0, 5)
-                written = writer.result
-                metadata = partition_metadata(name, written, sample, PREVIEW, meter.figures())
+                metadata = partition_metadata(name, writer.result, writer.sample, PREVIEW, meter.figures())
                 return DayOutcome(metadata, {"protocol_id_unique": protocol_check(protocols)})
 
             yield from run_days(context, produce)

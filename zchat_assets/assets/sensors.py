@@ -43,7 +43,7 @@ def ongoing_sensor(context: SensorEvaluationContext, zchat_api: ZchatApi, zchat_
         lake = zchat_lake.open()
         with zchat_api.open_client(context.log) as client:
             records = [r for page in client.ongoing_pages() for r in page]
-        table = snapshot_table(records, polled_at)
+        table = lake.privacy.apply(snapshot_table(records, polled_at))
         path = lake.add_file("ongoing", local_day(polled_at), f"poll-{polled_at:%Y%m%dT%H%M%S.%fZ}.parquet", table)
         previous = {}
         if cursor["last"]:

@@ -1,0 +1,85 @@
+"""Messages of finished conversations, kept in the lake so that each is fetched from the API once.
+
+A conversation's messages stop changing when it ends. While a day's messages are fetched, every
+batch of conversations that had ended is written at once to
+`<lake>/_cache/messages/date=D/chunk-<time>-<id>.parquet`, before the day's partition is swapped in.
+A second materialization of the day, or a run resuming after a crash, reads them back instead of
+asking the API again. A chunk's footer lists its protocols with their message counts (conversations
+without messages included), and a protocol is taken from the cache only if the history still shows
+it ended, with that many messages. The cache sits in the lake, so a run on another machine (or on an
+object store) finds it too. Chunks written under another personal-data setting are not reused.
+Deleting `_cache/` is always safe: it only costs requests.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import defaultdict
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .lake import Lake
+
+DATASET = "_cache/messages"
+COUNTS_KEY = b"zchat.message_counts"
+PRIVACY_KEY = b"zchat.personal_data"
+
+
+class MessageCache:
+    def __init__(self, lake: Lake, day: str):
+        self._lake, self._day = lake, day
+        self.privacy = lake.privacy
+        self._sizes: dict[str, int] = {}  # chunk -> how many protocols it holds
+
+    def usable(self, expected: dict[str, int | None]) -> dict[str, str]:
+        """protocol -> chunk holding its messages, for protocols that ended with the count `expected` gives.
+
+        When a protocol sits in several chunks (it was fetched again), the newest chunk wins.
+        """
+        found: dict[str, str] = {}
+        for chunk in self._lake.files(DATASET, self._day):
+            metadata = self._lake.file_metadata(chunk)
+            counts = json.loads(metadata.get(COUNTS_KEY, b"{}"))
+            if metadata.get(PRIVACY_KEY, b"keep").decode() != self.privacy.fingerprint:
+                counts = {}  # stored under another personal-data setting: fetch again
+            self._sizes[chunk] = len(counts)
+            for protocol, count in counts.items():
+                if protocol in expected and expected[protocol] == count:
+                    found[protocol] = chunk
+                else:
+                    found.pop(protocol, None)
+        return found
+
+    @staticmethod
+    def by_chunk(usable: dict[str, str]) -> dict[str, set[str]]:
+        chunks: dict[str, set[str]] = defaultdict(set)
+        for protocol, chunk in usable.items():
+            chunks[chunk].add(protocol)
+        return dict(sorted(chunks.items()))
+
+    def read(self, chunk: str, protocols: set[str]) -> pa.Table:
+        """The chunk's rows of `protocols` (other rows were superseded by a newer chunk or left the day)."""
+        table = self._lake.read_file(chunk).replace_schema_metadata(None)
+        if len(protocols) == self._sizes[chunk]:
+            return table
+        return table.filter(pc.is_in(table.column("protocol_id"), pa.array(sorted(protocols), pa.string())))
+
+    def add(self, table: pa.Table, counts: dict[str, int]) -> None:
+        """Stores the messages of ended conversations (`counts`: protocol -> number of messages)."""
+        if not counts:
+            return
+        name = f"chunk-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+        metadata = {COUNTS_KEY: json.dumps(counts, separators=(",", ":")).encode(),
+                    PRIVACY_KEY: self.privacy.fingerprint.encode()}
+        self._lake.add_file(DATASET, self._day, name, table.replace_schema_metadata(metadata))
+
+    def prune(self, expected: dict[str, int | None]) -> int:
+        """Deletes the chunks none of whose protocols would be used any more; returns how many."""
+        used = set(self.usable(expected).values())
+        stale = [chunk for chunk in self._lake.files(DATASET, self._day) if chunk not in used]
+        for chunk in stale:
+            self._lake.remove_file(chunk)
+        return len(stale)

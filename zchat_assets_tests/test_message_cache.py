@@ -1,0 +1,143 @@
+"""The message cache: ended conversations are fetched once, ongoing ones again, interrupted runs resume."""
+
+import importlib
+import threading
+
+import dagster as dg
+import pyarrow as pa
+import pytest
+
+from zchat_assets.assets import daily_assets
+from zchat_assets.lake import Lake
+from zchat_assets.message_cache import MessageCache
+from zchat_assets.resources import ZchatLake
+from zchat_assets.sandbox import SandboxApp, SandboxServer
+
+from .conftest import DAY, NOW, TOKEN, fast_api, make_world
+from .truth import message_ids, protocols
+
+FETCH = [a for a in daily_assets if a.key.path[-1] in ("history_expanded", "messages")]
+HOUR = 3600
+
+
+def fetch(server, lake_path, day, **api) -> dg.ExecuteInProcessResult:
+    resources = {"zchat_api": fast_api(server.url, **api), "zchat_lake": ZchatLake(uri=str(lake_path))}
+    return dg.materialize(FETCH, resources=resources, partition_key=day, instance=dg.DagsterInstance.ephemeral(),
+                          raise_on_error=False)
+
+
+def message_requests(app) -> int:
+    return app.stats.by_endpoint.get("messages", 0)
+
+
+def unfinished(lake, day) -> int:
+    return lake.read("history_expanded", day, columns=["end_time"]).column("end_time").null_count
+
+
+def test_a_finished_day_fetched_again_reads_the_cache_and_writes_the_same_output(tmp_path):
+    app = SandboxApp(make_world(), TOKEN)
+    with SandboxServer(app) as server:
+        assert fetch(server, tmp_path, DAY).success
+        lake = Lake(str(tmp_path))
+        first, first_requests = lake.read("messages", DAY), message_requests(app)
+        result = fetch(server, tmp_path, DAY)
+        second_requests = message_requests(app) - first_requests
+    assert result.success
+    assert first_requests == len(protocols(app.views.world, DAY))
+    assert second_requests == unfinished(lake, DAY) and first_requests >= 10 * max(second_requests, 1)
+    assert lake.read("messages", DAY).equals(first)
+    metadata = result.asset_materializations_for_node("zchat__messages")[0].metadata
+    assert metadata["protocols_from_cache"].value == first_requests - second_requests
+
+
+def test_a_conversation_still_ongoing_at_the_first_run_is_fetched_again(tmp_path):
+    clock = [NOW]
+    world = make_world()
+    world._now = lambda: clock[0]
+    app = SandboxApp(world, TOKEN)
+    today = "2026-11-20"  # NOW is noon there: the day is half over, many conversations are open
+    with SandboxServer(app) as server:
+        assert fetch(server, tmp_path, today).success
+        lake = Lake(str(tmp_path))
+        open_then = unfinished(lake, today)
+        seen_then = len(lake.read("history_expanded", today))
+        before = message_requests(app)
+        clock[0] = NOW + 36 * HOUR  # every conversation of that day has ended, more were created
+        assert fetch(server, tmp_path, today).success
+        second = message_requests(app) - before
+    assert open_then > 0
+    everything = protocols(world, today)
+    assert second == open_then + (len(everything) - seen_then)
+    stored = lake.read("messages", today).column("message_id").to_pylist()
+    assert sorted(stored) == sorted(message_ids(world, today))
+
+
+def test_a_run_that_dies_part_way_resumes_without_fetching_again_what_it_stored(tmp_path, monkeypatch):
+    module = importlib.import_module("zchat_assets.assets.messages")  # the package exports the asset by that name
+    monkeypatch.setattr(module, "FLUSH_MESSAGES", 100)
+    app = SandboxApp(make_world(), TOKEN)
+    with SandboxServer(app) as server:
+        assert fetch(server, tmp_path, DAY).success
+        lake = Lake(str(tmp_path))
+        lake_before = lake.read("messages", DAY)
+        # Start again on a fresh lake, and take the API down for good once 60% of the messages came.
+        fresh = tmp_path / "fresh"
+        start = message_requests(app)
+        total = len(protocols(app.views.world, DAY))
+        resources_lake = Lake(str(fresh))
+        watcher = threading.Thread(target=_break_at, args=(app, start + int(0.6 * total)), daemon=True)
+        watcher.start()
+        broken = fetch(server, fresh, DAY, max_retries=1)
+        watcher.join()
+        assert not broken.success
+        assert not resources_lake.exists("messages", DAY)  # nothing half-written
+        expanded = resources_lake.read("history_expanded", DAY, columns=["protocol_id", "messages", "end_time"])
+        stored = len(MessageCache(resources_lake, DAY).usable(module.expected_counts(expanded)))
+        assert stored >= 0.3 * total
+        app.faults.clear()
+        before = message_requests(app)
+        assert fetch(server, fresh, DAY).success
+        resumed = message_requests(app) - before
+    assert resumed == total - stored
+    assert sorted(resources_lake.read("messages", DAY).column("message_id").to_pylist()) == \
+        sorted(lake_before.column("message_id").to_pylist())
+
+
+def _break_at(app, requests: int) -> None:
+    while message_requests(app) < requests:
+        threading.Event().wait(0.001)
+    app.faults["500"] = 1.0
+
+
+@pytest.fixture
+def lake(tmp_path):
+    return Lake(str(tmp_path))
+
+
+def _messages(protocol: str, n: int) -> pa.Table:
+    from zchat_assets.schemas import messages_table
+
+    return messages_table([(protocol, [{"id": f"{protocol}-{i}", "created_at": "2026-11-18T12:00:00Z"}
+                                       for i in range(n)])])
+
+
+def test_the_newest_chunk_wins_and_counts_must_match(lake):
+    cache = MessageCache(lake, DAY)
+    cache.add(pa.concat_tables([_messages("1", 2), _messages("2", 1)]), {"1": 2, "2": 1, "3": 0})
+    cache.add(_messages("2", 3), {"2": 3})
+    usable = cache.usable({"1": 2, "2": 3, "3": 0, "4": 5})
+    assert sorted(usable) == ["1", "2", "3"]
+    chunks = cache.by_chunk(usable)
+    rows = pa.concat_tables(cache.read(chunk, ps) for chunk, ps in chunks.items())
+    assert sorted(rows.column("message_id").to_pylist()) == ["1-0", "1-1", "2-0", "2-1", "2-2"]
+    assert cache.usable({"1": 3, "2": None}) == {}  # a count that changed, or a conversation not ended
+
+
+def test_prune_deletes_only_chunks_that_nothing_uses(lake):
+    cache = MessageCache(lake, DAY)
+    cache.add(_messages("1", 1), {"1": 1})
+    cache.add(_messages("1", 2), {"1": 2})
+    cache.add(_messages("2", 1), {"2": 1})
+    assert cache.prune({"1": 2, "2": 1}) == 1
+    assert len(lake.files("_cache/messages", DAY)) == 2
+    assert sorted(cache.usable({"1": 2, "2": 1})) == ["1", "2"]

@@ -1,0 +1,118 @@
+"""Personal data (LGPD): keep, hash or drop, in every dataset, raw JSON included."""
+
+import json
+
+import dagster as dg
+import pyarrow as pa
+import pytest
+
+from zchat_assets.assets import asset_checks, daily_assets
+from zchat_assets.lake import Lake
+from zchat_assets.privacy import Privacy, PrivacyError
+from zchat_assets.resources import ZchatLake
+from zchat_assets.sandbox import SandboxApp, SandboxServer
+
+from .conftest import DAY, TOKEN, fast_api, make_world
+from .truth import interactions
+
+KEY = "a-secret-of-at-least-16-chars"
+
+
+def materialize(server, lake_path, mode, key=None):
+    resources = {"zchat_api": fast_api(server.url),
+                 "zchat_lake": ZchatLake(uri=str(lake_path), personal_data=mode, personal_data_key=key)}
+    result = dg.materialize([*daily_assets, *asset_checks], resources=resources, partition_key=DAY,
+                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert result.success
+    return Lake(str(lake_path))
+
+
+def personal_values(world) -> set[str]:
+    """Every customer name, CPF, e-mail, phone and IP address the sandbox gave out for the day (less names that
+    agents happen to share: agents' names are not customers' data)."""
+    values, agents = set(), set()
+    for ix in interactions(world, DAY):
+        for name in ("main_identifier", "document", "channel_email", "channel_phone"):
+            value = ix.customer_fields.get(name)
+            values.update(v for v in (value if isinstance(value, list) else [value]) if v)
+        values.update([ix.web["ip"]] if ix.web else [])
+        agents.update(a.name for a in [ix.agent] if a)
+    return {v for v in values if len(v) >= 6} - agents
+
+
+def lake_text(lake: Lake) -> str:
+    """Every value of every Parquet file of the lake, as one text to search."""
+    parts = []
+    for dataset in ("history", "history_expanded", "messages", "conversations"):
+        parts.append(json.dumps(lake.read(dataset, DAY).to_pylist(), default=str, ensure_ascii=False))
+    for chunk in lake.files("_cache/messages", DAY):
+        parts.append(json.dumps(lake.read_file(chunk).to_pylist(), default=str, ensure_ascii=False))
+    return "\n".join(parts)
+
+
+@pytest.fixture(scope="module")
+def lakes(tmp_path_factory):
+    world = make_world()
+    root = tmp_path_factory.mktemp("privacy")
+    with SandboxServer(SandboxApp(world, TOKEN)) as server:
+        return world, {"keep": materialize(server, root / "keep", "keep"),
+                       "hash": materialize(server, root / "hash", "hash", KEY),
+                       "hash again": materialize(server, root / "hash2", "hash", KEY),
+                       "drop": materialize(server, root / "drop", "drop")}
+
+
+def test_keep_is_the_default_and_stores_what_the_api_sent(lakes):
+    world, lake = lakes
+    text = lake_text(lake["keep"])
+    assert all(value in text for value in personal_values(world))
+
+
+@pytest.mark.parametrize("mode", ["hash", "drop"])
+def test_no_personal_value_is_left_anywhere_in_the_lake(lakes, mode):
+    world, lake = lakes
+    text = lake_text(lake[mode])
+    assert [v for v in personal_values(world) if v in text] == []
+
+
+def test_hashes_are_stable_across_runs_so_joins_still_work(lakes):
+    _, lake = lakes
+    first = lake["hash"].read("history", DAY).sort_by("protocol_id").column("customer_document")
+    again = lake["hash again"].read("history", DAY).sort_by("protocol_id").column("customer_document")
+    kept = lake["keep"].read("history", DAY).sort_by("protocol_id").column("customer_document")
+    assert first.equals(again) and not first.equals(kept)
+    assert len(set(first.to_pylist())) == len(set(kept.to_pylist()))  # distinct customers stay distinct
+    expanded = lake["hash"].read("history_expanded", DAY).column("customer_document").to_pylist()
+    assert set(expanded) <= set(first.to_pylist())  # the same customer has the same hash in every dataset
+
+
+def test_customer_author_names_are_protected_and_agents_are_not(lakes):
+    _, lake = lakes
+    kept = lake["keep"].read("messages", DAY).sort_by("message_id")
+    dropped = lake["drop"].read("messages", DAY).sort_by("message_id")
+    for before, after in zip(kept.to_pylist(), dropped.to_pylist()):
+        if before["author_type"] == "CUSTOMER":
+            assert after["author_name"] is None and json.loads(after["raw_json"])["author"]["name"] is None
+        else:
+            assert after["author_name"] == before["author_name"] and after["raw_json"] == before["raw_json"]
+
+
+def test_unknown_customer_fields_in_extra_json_are_protected_too():
+    table = pa.table({"extra_json": ['{"customer": {"fields": {"cnpj": "12.345.678/0001-90"}}, "other": 1}', None]})
+    out = Privacy("drop").apply(table).column("extra_json").to_pylist()
+    assert json.loads(out[0]) == {"customer": {"fields": {"cnpj": None}}, "other": 1} and out[1] is None
+
+
+@pytest.mark.parametrize("mode, key, words", [
+    ("erase", None, "keep, hash or drop"),
+    ("hash", None, "ZCHAT_PERSONAL_DATA_KEY"),
+    ("hash", "short", "at least 16"),
+])
+def test_a_bad_setting_is_one_clear_sentence(mode, key, words):
+    with pytest.raises(PrivacyError, match=words):
+        Privacy(mode, key)
+
+
+def test_the_key_never_shows_in_the_setting_or_its_fingerprint():
+    privacy = Privacy("hash", KEY)
+    assert KEY not in repr(privacy) and KEY not in privacy.fingerprint
+    assert privacy.fingerprint != Privacy("hash", KEY + "x").fingerprint
