@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.add_argument("--faults", default="", help="e.g. 500=0.02,reset=0.01,drift=0.1 or all=0.01")
     sandbox.add_argument("--max-in-flight", type=int, default=None, help="answer 429 above this many requests")
     sandbox.add_argument("--retry-after", type=float, default=1.0, help="seconds announced with 429s")
+    sandbox.add_argument("--schema-changes", default="", help="comma-separated: new_field, number_as_text, text_in_number")
 
     demo = commands.add_parser("demo", help="materialize the last complete days from a local sandbox into ./data")
     demo.add_argument("--days", type=int, default=3)
@@ -72,7 +73,8 @@ def run_sandbox(args) -> int:
     if not token:
         raise ValueError(f"set {SANDBOX_TOKEN_ENV} to the token the sandbox should accept (any string)")
     app = SandboxApp(_world(args), token, latency=args.latency, jitter=args.jitter, faults=parse_faults(args.faults),
-                     max_in_flight=args.max_in_flight, retry_after=args.retry_after)
+                     max_in_flight=args.max_in_flight, retry_after=args.retry_after,
+                     schema_changes=tuple(c.strip() for c in args.schema_changes.split(",") if c.strip()))
     print(f"Zenvia Chat sandbox on http://{args.host}:{args.port} (scale {args.scale}/day, seed {args.seed}); "
           f"it accepts the token in {SANDBOX_TOKEN_ENV}. Ctrl-C stops it.", flush=True)
     serve_forever(app, args.host, args.port)

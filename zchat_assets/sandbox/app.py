@@ -22,6 +22,9 @@ PREFIX = "/api/ms/external/"
 FAULT_KINDS = ("500", "502", "503", "429", "reset", "cut", "truncated", "success_false", "html", "empty",
                "slow", "drift")
 RETRY_AFTER_FORMS = ("seconds", "zero", "date", "missing")
+# How the API's JSON can change under a client: a field it adds, numbers sent as numeric text, and a
+# known number field that starts carrying words (history "queued_time", messages "created_at").
+SCHEMA_CHANGES = ("new_field", "number_as_text", "text_in_number")
 HTML_ERROR = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
 
 
@@ -57,10 +60,23 @@ class Stats:
     by_endpoint: dict = field(default_factory=dict)
     faults: dict = field(default_factory=dict)
     unauthorized: int = 0
+    max_per_second: int = 0  # most requests that arrived within any one-second window
+    _recent: deque = field(default_factory=deque, repr=False)
+
+    def arrived(self) -> None:
+        now = time.monotonic()
+        self.requests += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self._recent.append(now)
+        while self._recent[0] <= now - 1.0:
+            self._recent.popleft()
+        self.max_per_second = max(self.max_per_second, len(self._recent))
 
     def as_dict(self) -> dict:
         return {"requests": self.requests, "in_flight": self.in_flight, "max_in_flight": self.max_in_flight,
-                "by_endpoint": dict(self.by_endpoint), "faults": dict(self.faults), "unauthorized": self.unauthorized}
+                "max_per_second": self.max_per_second, "by_endpoint": dict(self.by_endpoint),
+                "faults": dict(self.faults), "unauthorized": self.unauthorized}
 
 
 class SandboxApp:
@@ -68,7 +84,8 @@ class SandboxApp:
 
     def __init__(self, world: World, token: str, *, latency: float = 0.0, jitter: float = 0.0,
                  faults: dict[str, float] | None = None, max_in_flight: int | None = None,
-                 retry_after: float = 1.0, slow_seconds: float = 3.0, drift: int = 7, fault_seed: int = 1):
+                 retry_after: float = 1.0, slow_seconds: float = 3.0, drift: int = 7, fault_seed: int = 1,
+                 schema_changes: tuple[str, ...] = ()):
         self.views = Views(world)
         self.token = token
         self.latency, self.jitter = latency, jitter
@@ -79,6 +96,10 @@ class SandboxApp:
         self._queued: deque[str] = deque()
         self._shifts: dict[str, int] = {}
         self.stats = Stats()
+        unknown = set(schema_changes) - set(SCHEMA_CHANGES)
+        if unknown:
+            raise ValueError(f"unknown schema changes {sorted(unknown)}: choose from {', '.join(SCHEMA_CHANGES)}")
+        self.schema_changes = tuple(schema_changes)
 
     def queue_faults(self, *kinds: str) -> None:
         """The next requests get these faults, one each, in order (then the random ones resume)."""
@@ -100,9 +121,7 @@ class SandboxApp:
             if query.get("reset"):
                 self.stats = Stats(in_flight=self.stats.in_flight)
             return await _send_json(send, 200, body)
-        self.stats.requests += 1
-        self.stats.in_flight += 1
-        self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
+        self.stats.arrived()
         try:
             await self._serve(path, query, send)
         finally:
@@ -127,6 +146,8 @@ class SandboxApp:
             data = self._answer(endpoint, path, query, drift=self._drift(query, fault))
         except ApiProblem as problem:
             return await _send_json(send, problem.status, _error(problem.status, str(problem)))
+        if self.schema_changes and endpoint != "reports":
+            data = [_changed(record, self.schema_changes, endpoint) for record in data]
         body = json.dumps({"status": 200, "success": True, "data": data}, ensure_ascii=False).encode()
         if fault == "cut":
             return await _send_cut(send, body)
@@ -203,6 +224,18 @@ class SandboxApp:
 
     def _count(self, kind: str) -> None:
         self.stats.faults[kind] = self.stats.faults.get(kind, 0) + 1
+
+
+def _changed(record: dict, changes: tuple[str, ...], endpoint: str) -> dict:
+    """A copy of an API record with the schema changes applied (the world's own records stay intact)."""
+    record = dict(record)
+    if "new_field" in changes:
+        record["satisfaction"] = {"score": 5, "comment": "atendimento ótimo"}
+    if "number_as_text" in changes:
+        record.update({k: str(v) for k, v in record.items() if isinstance(v, int) and not isinstance(v, bool)})
+    if "text_in_number" in changes:
+        record["created_at" if endpoint == "messages" else "queued_time"] = "n/a"
+    return record
 
 
 def _endpoint(path: str) -> str:
