@@ -38,3 +38,33 @@ def fast_api(url: str, **overrides) -> ZchatApi:
 @pytest.fixture
 def resources(sandbox, tmp_path):
     return {"zchat_api": fast_api(sandbox.url), "zchat_lake": ZchatLake(uri=str(tmp_path / "lake"))}
+
+
+class ReliabilityFigures:
+    """What the fault suite proved, summed over the session and printed at the end of the run."""
+
+    def __init__(self):
+        self.runs = self.faults = self.protocols = self.messages = self.token_hits = 0
+
+    def record(self, faults: int, protocols: int, messages: int, token_hits: int = 0) -> None:
+        self.runs += 1
+        self.faults += faults
+        self.protocols += protocols
+        self.messages += messages
+        self.token_hits += token_hits
+
+
+FIGURES = ReliabilityFigures()
+
+
+@pytest.fixture
+def reliability_figures() -> ReliabilityFigures:
+    return FIGURES
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES.runs:
+        terminalreporter.write_line(
+            f"reliability: {FIGURES.runs} runs against a faulty sandbox, {FIGURES.faults:,} faults injected, "
+            f"{FIGURES.protocols:,} protocols and {FIGURES.messages:,} messages checked exactly, "
+            f"{FIGURES.token_hits} token hits")
