@@ -1,0 +1,289 @@
+"""The speed, memory and politeness benchmark: every scenario against a sandbox in its own process.
+
+    python benchmarks/bench.py                    # every scenario, about 8 minutes on 2 cores
+    python benchmarks/bench.py --only day --only cache   # some groups (day, cache, busy, backfill, politeness)
+
+Each scenario starts a sandbox (`zchat-assets sandbox`) and times what users run: the whole
+`dagster asset materialize` process, start-up included. CPU and peak RSS come from the kernel's
+accounting of that process (`wait4`); "fetch s" is the span of the run's steps, from Dagster's own
+step records; requests are what the sandbox counted. Ratios are taken within the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import pyarrow.dataset as ds
+
+TOKEN = "bench-token-0123456789"
+BIN = Path(sys.executable).parent
+HERE = Path(__file__).resolve().parent
+DAY = (date.today() - timedelta(days=3)).isoformat()  # long finished in the sandbox's clock
+FETCH = "zchat/history,zchat/history_expanded,zchat/messages"
+EVERY_DAILY_ASSET = ",".join(f"zchat/report_by_{g}" for g in ("period", "agent", "department", "channel", "tag")) \
+    + "," + FETCH + ",zchat/conversations"
+
+
+@dataclass
+class Row:
+    scenario: str
+    wall: float
+    requests: int
+    cpu: float
+    rss_mb: float
+    bound: float | None = None  # seconds the requests need at least, given latency and concurrency
+    fetch: float | None = None
+    baseline_wall: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def cells(self) -> list[str]:
+        timed = self.fetch if self.fetch is not None else self.wall
+        return [self.scenario, f"{self.wall:.1f}", "" if self.fetch is None else f"{self.fetch:.1f}",
+                f"{self.requests:,}", f"{1000 * self.cpu / max(self.requests, 1):.2f}", f"{self.rss_mb:.0f}",
+                "" if self.bound is None else f"{timed / self.bound:.2f}",
+                "" if self.baseline_wall is None else f"{self.wall / self.baseline_wall:.2f}", "; ".join(self.notes)]
+
+
+class Sandbox:
+    """`zchat-assets sandbox` in a child process, warmed up for DAY."""
+
+    def __init__(self, scale: int, latency: float = 0.0, *extra: str):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.latency = latency
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "zchat_assets.cli", "sandbox", "--port", str(self.port), "--scale", str(scale),
+             "--latency", str(latency), *extra],
+            env={**os.environ, "ZCHAT_API_TOKEN": TOKEN}, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.stats()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the sandbox did not start") from None
+                time.sleep(0.1)
+        self.get(f"/api/ms/external/history?token={TOKEN}&from={DAY}%2000:00:00&to={DAY}%2023:59:59"
+                 "&timezone=-0300&limit=1")  # generates the day before anything is timed
+        self.stats(reset=True)
+
+    def get(self, path: str):
+        with urllib.request.urlopen(self.url + path, timeout=120) as response:
+            return json.loads(response.read())
+
+    def stats(self, reset: bool = False) -> dict:
+        return self.get("/_sandbox/stats" + ("?reset=1" if reset else ""))
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._process.terminate()
+        self._process.wait()
+
+
+class Workspace:
+    """A Dagster home and a lake in a temporary folder."""
+
+    def __init__(self, sandbox: Sandbox, concurrency: int, **env: str):
+        self.dir = Path(tempfile.mkdtemp(prefix="zchat-bench-"))
+        (self.dir / "home").mkdir()
+        (self.dir / "home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        self.lake = self.dir / "lake"
+        self.env = {**os.environ, "DAGSTER_HOME": str(self.dir / "home"), "ZCHAT_API_TOKEN": TOKEN,
+                    "ZCHAT_BASE_URL": sandbox.url, "ZCHAT_LAKE_URI": str(self.lake),
+                    "ZCHAT_CONCURRENCY": str(concurrency), "ZCHAT_START_DATE": "2025-01-01", **env}
+
+    def materialize(self, select: str = FETCH, partition: str = DAY, *, kill_when=None) -> tuple[float, float, float]:
+        flag = "--partition-range" if "..." in partition else "--partition"
+        return run([str(BIN / "dagster"), "asset", "materialize", "-m", "zchat_assets.definitions",
+                    "--select", select, flag, partition], self.env, kill_when)
+
+    def steps(self) -> tuple[float, float, float]:
+        """From Dagster's records of the latest run: the span of its steps, and the wall and CPU seconds
+        the assets report for their days (their own work, without Dagster's)."""
+        from dagster import DagsterEventType, DagsterInstance
+
+        with DagsterInstance.from_config(str(self.dir / "home")) as instance:
+            run_id = instance.get_runs(limit=1)[0].run_id
+            stats = instance.get_run_step_stats(run_id)
+            span = max(s.end_time for s in stats) - min(s.start_time for s in stats)
+            records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+            days = [r.event_log_entry.dagster_event.event_specific_data.materialization.metadata for r in records]
+            days = [m for m in days if "seconds" in m]
+        return (span, sum(m["seconds"].value for m in days),
+                sum(m["cpu_seconds"].value for m in days if "cpu_seconds" in m))
+
+    def messages(self):
+        return ds.dataset(self.lake / "messages", partitioning="hive").to_table()
+
+    def close(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run(command: list[str], env: dict, kill_when=None) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS MB) of a child process; `kill_when()` true SIGKILLs it."""
+    with tempfile.TemporaryFile() as log:  # a file, not a pipe: a full pipe would block the child
+        started = time.monotonic()
+        child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+        if kill_when is not None:
+            while not kill_when():
+                if os.wait4(child.pid, os.WNOHANG)[0]:
+                    raise RuntimeError(f"{command[1:4]} ended before the moment it was to be killed")
+                time.sleep(0.05)
+            os.killpg(child.pid, signal.SIGKILL)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.monotonic() - started
+        if status and kill_when is None:
+            log.seek(0)
+            raise RuntimeError(f"{command[1:4]} failed:\n{log.read().decode()[-3000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def fetch_day(label: str, scale: int, latency: float, concurrency: int, baseline: bool = False) -> list[Row]:
+    rows = []
+    with Sandbox(scale, latency) as sandbox:
+        space = Workspace(sandbox, concurrency)
+        wall, cpu, rss = space.materialize()
+        requests = sandbox.stats(reset=True)["requests"]
+        span, _, inside_cpu = space.steps()
+        row = Row(label, wall, requests, cpu, rss, fetch=span,
+                  notes=[f"assets' own CPU {1000 * inside_cpu / requests:.2f} ms/req"])
+        if latency:
+            row.bound = requests * latency / concurrency
+            row.notes.append(f"whole process {wall / row.bound:.2f} x bound")
+        rows.append(row)
+        if baseline:
+            out = space.dir / "sequential"
+            out.mkdir()
+            b_wall, b_cpu, b_rss = run([sys.executable, str(HERE / "sequential.py"), sandbox.url, DAY, "-0300",
+                                        str(out)], {**os.environ, "ZCHAT_API_TOKEN": TOKEN})
+            b_requests = sandbox.stats(reset=True)["requests"]
+            row.baseline_wall = b_wall
+            rows.append(Row(f"{label}, sequential requests + pandas", b_wall, b_requests, b_cpu, b_rss,
+                            baseline_wall=b_wall))
+        space.close()
+    return rows
+
+
+def cache_and_resume(scale: int, latency: float, concurrency: int) -> list[Row]:
+    with Sandbox(scale, latency) as sandbox:
+        space = Workspace(sandbox, concurrency)
+        wall, cpu, rss = space.materialize()
+        first = sandbox.stats(reset=True)["requests"]
+        before = space.messages()
+        wall2, cpu2, rss2 = space.materialize()
+        second = sandbox.stats(reset=True)["requests"]
+        identical = space.messages().equals(before)
+        rows = [Row(f"{scale:,}/day again (finished day, cache)", wall2, second, cpu2, rss2,
+                    notes=[f"first run {first:,} requests, {first / max(second, 1):.0f}x fewer",
+                           f"output identical: {identical}"])]
+        space.close()
+
+        space = Workspace(sandbox, concurrency)
+        space.materialize("zchat/history_expanded")
+        sandbox.stats(reset=True)
+        target = int(0.8 * scale)
+        space.materialize("zchat/messages",
+                          kill_when=lambda: sandbox.stats()["by_endpoint"].get("messages", 0) >= target)
+        killed_at = sandbox.stats(reset=True)["by_endpoint"].get("messages", 0)
+        wall3, cpu3, rss3 = space.materialize("zchat/messages")
+        resumed = sandbox.stats(reset=True)["requests"]
+        table = space.messages().sort_by("message_id")
+        same = table.select(["message_id", "raw_json"]).equals(before.sort_by("message_id").select(["message_id", "raw_json"]))
+        rows.append(Row(f"{scale:,}/day resumed after SIGKILL at {100 * killed_at / scale:.0f}%", wall3, resumed,
+                        cpu3, rss3, notes=[f"re-fetched {resumed - (scale - killed_at):+,} beyond the remainder",
+                                           f"output same as uninterrupted: {same}"]))
+        space.close()
+    return rows
+
+
+def backfill(days: int, scale: int, latency: float, concurrency: int) -> list[Row]:
+    last = date.fromisoformat(DAY)
+    first = last - timedelta(days=days - 1)
+    with Sandbox(scale, latency) as sandbox:
+        for offset in range(days):  # generate every day before timing
+            sandbox.get(f"/api/ms/external/history?token={TOKEN}&from={first + timedelta(days=offset)}%2000:00:00"
+                        f"&to={first + timedelta(days=offset)}%2023:59:59&timezone=-0300&limit=1")
+        sandbox.stats(reset=True)
+        space = Workspace(sandbox, concurrency)
+        wall, cpu, rss = space.materialize(EVERY_DAILY_ASSET, f"{first}...{last}")
+        requests = sandbox.stats(reset=True)["requests"]
+        _, inside, _ = space.steps()
+        overhead = (wall - inside) / wall
+        row = Row(f"{days}-day backfill, {scale}/day, every asset, one run", wall, requests, cpu, rss,
+                  notes=[f"Dagster overhead {100 * overhead:.0f}% ({wall - inside:.1f}s of {wall:.1f}s)"])
+        space.close()
+    return [row]
+
+
+def politeness(scale: int, latency: float) -> list[Row]:
+    rows = []
+    with Sandbox(scale, latency) as sandbox:
+        space = Workspace(sandbox, 32, ZCHAT_RATE_LIMIT="100")
+        wall, cpu, rss = space.materialize()
+        stats = sandbox.stats(reset=True)
+        row = Row(f"{scale:,}/day, C=32 with ZCHAT_RATE_LIMIT=100", wall, stats["requests"], cpu, rss,
+                  bound=stats["requests"] / 100, fetch=space.steps()[0],
+                  notes=[f"sandbox saw at most {stats['max_in_flight']} in flight, {stats['max_per_second']} in a second"])
+        rows.append(row)
+        space.close()
+    with Sandbox(scale, latency, "--max-in-flight", "8", "--retry-after", "1") as sandbox:
+        space = Workspace(sandbox, 32)
+        wall, cpu, rss = space.materialize()
+        stats = sandbox.stats(reset=True)
+        refused = stats["faults"].get("concurrency_429", 0)
+        rows.append(Row(f"{scale:,}/day, C=32 against a limit of 8 answered with 429", wall, stats["requests"], cpu,
+                        rss, fetch=space.steps()[0], notes=[f"{refused:,} answered 429 ({100 * refused / stats['requests']:.1f}%)",
+                                                            f"messages complete: {space.messages().num_rows:,} rows"]))
+        space.close()
+    return rows
+
+
+GROUPS = {
+    "day": lambda: [*fetch_day("2,000/day, 50 ms, C=8", 2000, 0.05, 8),
+                    *fetch_day("2,000/day, 50 ms, C=32", 2000, 0.05, 32),
+                    *fetch_day("2,000/day, 0 ms, C=8", 2000, 0.0, 8, baseline=True)],
+    "cache": lambda: cache_and_resume(2000, 0.05, 8),
+    "busy": lambda: [*fetch_day("20,000/day, 50 ms, C=64", 20000, 0.05, 64),
+                     *fetch_day("20,000/day, 0 ms, C=8", 20000, 0.0, 8, baseline=True),
+                     *fetch_day("50,000/day, 0 ms, C=16", 50000, 0.0, 16)],
+    "backfill": lambda: backfill(30, 300, 0.05, 16),
+    "politeness": lambda: politeness(2000, 0.05),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", action="append", choices=sorted(GROUPS), help="run only these groups")
+    args = parser.parse_args()
+    head = ["scenario", "wall s", "fetch s", "requests", "CPU ms/req", "peak RSS MB", "vs bound", "vs sequential",
+            "notes"]
+    print("| " + " | ".join(head) + " |\n|" + " --- |" * len(head), flush=True)
+    for name, scenarios in GROUPS.items():
+        if args.only and name not in args.only:
+            continue
+        for row in scenarios():
+            print("| " + " | ".join(row.cells()) + " |", flush=True)
+    print(f"\nDay {DAY}; {os.cpu_count()} CPUs; vs bound = fetch s / (requests x latency / C), or / (requests / rate); "
+          "vs sequential = wall / the sequential script's wall on the same sandbox.")
+
+
+if __name__ == "__main__":
+    main()
