@@ -273,8 +273,6 @@ class ZchatClient:
         """GET one endpoint with retries; returns the decoded body of a successful answer."""
         failures = throttles = 0
         while True:
-            self._gate.wait()
-            self._limiter.acquire()
             outcome = self._attempt(path, params)
             if isinstance(outcome, dict):
                 self._in_flight.succeeded()
@@ -306,6 +304,10 @@ class ZchatClient:
         request.url = f"{self._root}{quote(path)}?{urlencode({**params, 'token': self._token})}"
         network_error = None
         with self._in_flight:
+            # Paced only once it holds an in-flight slot: waiting for a slot after the pacing would let
+            # the waiters go together, over the rate limit.
+            self._gate.wait()
+            self._limiter.acquire()
             self.stats.add(requests=1)
             try:
                 response = self._adapter.send(request, timeout=self._timeout, **self._send_settings)

@@ -12,22 +12,25 @@ from functools import cache
 
 
 class RateLimiter:
-    """Spaces request starts at least `1 / rate` seconds apart across all threads."""
+    """Lets request starts through at least `1 / rate` seconds apart across all threads.
+
+    Each start is spaced from the previous actual start, not from a planned slot: a thread that wakes
+    late (the process was busy) does not let the ones behind it catch up in a burst.
+    """
 
     def __init__(self, rate: float | None):
         self._interval = 1.0 / rate if rate else 0.0
-        self._next = 0.0
+        self._last = float("-inf")
         self._lock = threading.Lock()
 
     def acquire(self) -> None:
         if not self._interval:
             return
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + self._interval
-        if start > now:
-            time.sleep(start - now)
+        with self._lock:  # held while waiting: the next thread's turn starts when this one has gone
+            wait = self._last + self._interval - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            self._last = time.monotonic()
 
 
 class PauseGate:
@@ -64,13 +67,14 @@ def shared_gate(base_url: str) -> PauseGate:
 
 class AdaptiveLimit:
     """At most `limit` requests in flight, where `limit` starts at the configured concurrency, drops to
-    what the API accepted when it answers 429, and creeps back up while answers are good.
+    what the API accepted when it answers 429, and creeps back up by one after `probe_every` x `limit`
+    good answers in a row.
 
     A concurrency limit on the server side then costs one 429 now and then instead of a storm per wave
     of requests; `ceiling` is the configured concurrency, which is never exceeded.
     """
 
-    def __init__(self, ceiling: int, probe_every: int = 20):
+    def __init__(self, ceiling: int, probe_every: int = 50):
         self.ceiling = self.limit = ceiling
         self.in_flight = self.peak = 0
         self._probe_every = probe_every
