@@ -16,7 +16,7 @@ from .partitions import backfill_policy, daily_partitions
 
 KEY = ["zchat", "messages"]
 FLUSH_MESSAGES = 4_000
-FLUSH_SECONDS = 5.0
+FLUSH_SECONDS = 2.0
 PROGRESS_SECONDS = 15
 PREVIEW = ["protocol_id", "message_id", "created_at", "author_type", "type", "text"]
 
