@@ -13,7 +13,7 @@ from zchat_assets.lake import Lake
 from zchat_assets.sandbox import SandboxApp, SandboxServer, parse_faults
 
 from .conftest import DAY, TOKEN, make_world
-from .truth import assert_lake_matches
+from .truth import assert_lake_matches, message_ids, protocols
 
 ROOT = Path(__file__).parents[1]
 pytestmark = pytest.mark.slow
@@ -36,24 +36,35 @@ def project_home(tmp_path: Path) -> Path:
     return home
 
 
-def test_dagster_cli_materializes_a_day_exactly_under_faults_and_leaks_no_token(tmp_path):
+def test_a_backfill_through_the_cli_is_exact_under_faults_and_leaks_no_token(tmp_path, reliability_figures):
+    """A 3-day backfill with every fault, then a run that fails for good: the token is nowhere, not in
+    the output, the event log, the compute logs, run config or the lake."""
     world = make_world(scale=150)
     app = SandboxApp(world, TOKEN, faults=parse_faults("all=0.02,slow=0,drift=0.2"), retry_after=0.05)
     home = project_home(tmp_path)
     lake = tmp_path / "lake"
+    days = ("2026-11-16", "2026-11-17", DAY)
     with SandboxServer(app) as server:
         env = {**os.environ, "DAGSTER_HOME": str(home), "ZCHAT_API_TOKEN": TOKEN, "ZCHAT_BASE_URL": server.url,
                "ZCHAT_LAKE_URI": str(lake), "ZCHAT_START_DATE": "2026-10-01"}
-        selection = ",".join(a.key.to_user_string() for a in daily_assets)
-        done = subprocess.run(
-            [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "zchat_assets.definitions",
-             "--select", selection, "--partition", DAY],
-            cwd=home, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert sum(app.stats.faults.values()) > 0
-    assert_lake_matches(Lake(str(lake)), world, DAY)
-    assert (home / ".dagster" / "storage").exists()
-    assert token_hits(home, lake, texts=(done.stdout, done.stderr)) == []
+        command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "zchat_assets.definitions",
+                   "--select", ",".join(a.key.to_user_string() for a in daily_assets)]
+        backfill = subprocess.run([*command, "--partition-range", f"{days[0]}...{days[-1]}"],
+                                  cwd=home, env=env, capture_output=True, text=True, timeout=600)
+        injected = sum(app.stats.faults.values())
+        app.token = "revoked"  # the next run fails at its first request, and Dagster stores the error
+        failed = subprocess.run([*command, "--partition", DAY], cwd=home, env=env, capture_output=True, text=True,
+                                timeout=600)
+    assert backfill.returncode == 0, backfill.stderr[-3000:]
+    assert injected > 0
+    for day in days:
+        assert_lake_matches(Lake(str(lake)), world, day)
+    assert failed.returncode != 0 and "rejected the token (HTTP 401)" in failed.stderr
+    assert (home / ".dagster" / "storage").exists() and list((home / ".dagster").rglob("*.err"))
+    hits = token_hits(home, lake, texts=(backfill.stdout, backfill.stderr, failed.stdout, failed.stderr))
+    assert hits == []
+    reliability_figures.record(faults=injected, protocols=sum(len(protocols(world, d)) for d in days),
+                               messages=sum(len(message_ids(world, d)) for d in days), token_hits=len(hits))
 
 
 def test_demo_runs_from_a_project_folder(tmp_path):

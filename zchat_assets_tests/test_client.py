@@ -124,13 +124,22 @@ def test_messages_many_respects_the_concurrency_cap(sandbox):
     assert stats(sandbox)["max_in_flight"] <= 4
 
 
-def test_concurrency_limit_answered_with_429_is_survived(sandbox):
+def test_a_concurrency_limit_answered_with_429_shrinks_the_whole_pool(sandbox):
     sandbox.app.max_in_flight = 2
     sandbox.app.latency = 0.02
     c = client(sandbox, concurrency=8)
     ids = [str(r["id"]) for page in c.history_pages(*WINDOW) for r in page]
     assert len(dict(c.messages_many(ids))) == len(ids)
-    assert c.stats.throttled > 0
+    # The first wave meets the limit; then the pool keeps to what the API accepts, probing now and then.
+    assert 0 < c.stats.throttled < 0.15 * len(ids)
+    assert c._in_flight.limit <= 3
+
+
+def test_the_rate_limit_holds_as_the_api_counts_it(sandbox):
+    c = client(sandbox, concurrency=16, rate_limit=40)
+    ids = [str(r["id"]) for page in c.history_pages(*WINDOW) for r in page][:100]
+    assert len(dict(c.messages_many(ids))) == len(ids)
+    assert stats(sandbox)["max_per_second"] <= 40
 
 
 def test_rate_limit_spaces_requests():

@@ -40,7 +40,10 @@ def load_with(**env) -> subprocess.CompletedProcess:
     ({"ZCHAT_CONCURRENCY": "lots"}, "ZCHAT_CONCURRENCY 'lots' is not valid"),
     ({"ZCHAT_CONCURRENCY": "0"}, "ZCHAT_CONCURRENCY '0' is not valid"),
     ({"ZCHAT_RATE_LIMIT": "-5"}, "ZCHAT_RATE_LIMIT '-5' is not valid"),
+    ({"ZCHAT_CONCURRENCY": "100000"}, "ZCHAT_CONCURRENCY '100000' is not valid"),
     ({"ZCHAT_BASE_URL": "http://zchat.example.com"}, "would send the token in clear text"),
+    ({"ZCHAT_PERSONAL_DATA": "erase"}, "ZCHAT_PERSONAL_DATA 'erase' is not valid: use keep, hash or drop"),
+    ({"ZCHAT_PERSONAL_DATA": "hash"}, "needs a secret of at least 16 characters in ZCHAT_PERSONAL_DATA_KEY"),
 ])
 def test_bad_settings_stop_the_load_with_one_sentence(env, sentence):
     result = load_with(**env)

@@ -1,8 +1,10 @@
 """The ongoing sensor evaluated tick by tick against the sandbox, its clock moved between ticks."""
 
 import json
+import time
 
 import dagster as dg
+import pytest
 
 from zchat_assets.assets.sensors import ongoing_sensor
 from zchat_assets.definitions import defs
@@ -69,3 +71,30 @@ def test_a_revoked_token_skips_with_a_sentence_naming_the_variable(tmp_path):
         resources = {"zchat_api": fast_api(server.url), "zchat_lake": ZchatLake(uri=str(tmp_path))}
         result = tick(instance, resources)
     assert "ZCHAT_API_TOKEN" in result.skip_message
+
+
+@pytest.mark.slow
+def test_thousands_ongoing_then_an_outage_then_a_good_tick_that_carries_on(tmp_path):
+    clock = Clock(NOW)
+    world = World(seed=5, scale=50_000, now=clock)
+    ongoing = len(world.ongoing())  # also generates the days before the sandbox has to answer
+    app = SandboxApp(world, TOKEN)
+    instance = dg.DagsterInstance.ephemeral()
+    with SandboxServer(app) as server:
+        resources = {"zchat_api": fast_api(server.url, page_size=500, max_retries=1),
+                     "zchat_lake": ZchatLake(uri=str(tmp_path))}
+        started = time.monotonic()
+        first = tick(instance, resources)
+        took = time.monotonic() - started
+        (event,) = first.asset_events
+        assert event.metadata["ongoing_total"].value == ongoing >= 2000
+        assert took < 30 and len(first.cursor) < 2000  # well inside a sensor's time limit, a small cursor
+
+        clock.now += 6 * 3600
+        app.faults["503"] = 1.0
+        down = tick(instance, resources, first.cursor)
+        assert "cursor kept" in down.skip_message and down.cursor in (None, first.cursor)
+
+        app.faults.clear()
+        back = tick(instance, resources, first.cursor)
+    assert back.run_requests and back.cursor != first.cursor  # what ended during the outage is refreshed

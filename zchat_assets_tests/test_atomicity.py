@@ -1,0 +1,87 @@
+"""SIGKILL in the middle of writing a partition: readers see the previous complete day, never half of
+one, never leftovers; writing the day again never duplicates a row."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import dagster as dg
+import pandas as pd
+import pyarrow.dataset as ds
+import pytest
+
+from zchat_assets.assets import daily_assets
+from zchat_assets.lake import Lake
+from zchat_assets.resources import ZchatLake
+from zchat_assets.sandbox import SandboxApp, SandboxServer
+
+from .conftest import DAY, TOKEN, fast_api, make_world
+
+pytestmark = pytest.mark.slow
+
+# A run of `messages` alone that writes its day in many small batches, so that it can be caught mid-write.
+WRITER = """
+import importlib, os, sys
+import dagster as dg
+from zchat_assets.assets import daily_assets
+from zchat_assets.resources import ZchatApi, ZchatLake
+importlib.import_module("zchat_assets.assets.messages").FLUSH_MESSAGES = 30
+url, lake, day = sys.argv[1:4]
+dg.materialize([a for a in daily_assets if a.key.path[-1] == "messages"], partition_key=day,
+               resources={"zchat_api": ZchatApi(token=os.environ["ZCHAT_API_TOKEN"], base_url=url, concurrency=2),
+                          "zchat_lake": ZchatLake(uri=lake)})
+"""
+
+
+def readers_see(lake_path) -> dict:
+    """What a Hive-aware reader finds in the messages dataset: pyarrow datasets, pandas, and a glob
+    of the day's folder as DuckDB's read_parquet('messages/*/*.parquet') would take it."""
+    folder = lake_path / "messages"
+    table = ds.dataset(folder, format="parquet", partitioning="hive").to_table()
+    return {"ids": sorted(table.column("message_id").to_pylist()),
+            "pandas_rows": len(pd.read_parquet(folder)),
+            "files": sorted(p.name for p in folder.glob("*/*"))}
+
+
+def write_in_child(url, lake_path, stage_of_kill) -> None:
+    child = subprocess.Popen([sys.executable, "-c", WRITER, url, str(lake_path), DAY],
+                             env={**os.environ, "ZCHAT_API_TOKEN": TOKEN}, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not stage_of_kill(lake_path):
+        assert child.poll() is None, "the writer finished before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+
+
+def staging_has_parts(lake_path) -> bool:
+    return any((lake_path / "_staging" / "messages").glob("*/part-*.parquet"))
+
+
+def staging_has_many_rows(lake_path) -> bool:
+    parts = list((lake_path / "_staging" / "messages").glob("*/part-*.parquet"))
+    return bool(parts) and len(list((lake_path / "_cache" / "messages").glob("*/*.parquet"))) >= 3
+
+
+@pytest.mark.parametrize("stage_of_kill", [staging_has_parts, staging_has_many_rows])
+def test_sigkill_mid_write_leaves_the_previous_complete_day(tmp_path, stage_of_kill):
+    app = SandboxApp(make_world(), TOKEN, latency=0.01)
+    with SandboxServer(app) as server:
+        resources = {"zchat_api": fast_api(server.url), "zchat_lake": ZchatLake(uri=str(tmp_path))}
+        fetch = [a for a in daily_assets if a.key.path[-1] in ("history_expanded", "messages")]
+        assert dg.materialize(fetch, resources=resources, partition_key=DAY).success
+        complete = readers_see(tmp_path)
+
+        shutil.rmtree(tmp_path / "_cache")  # so that the child fetches, and writes, the whole day again
+        write_in_child(server.url, tmp_path, stage_of_kill)
+        assert readers_see(tmp_path) == complete
+
+        assert dg.materialize(fetch, resources=resources, partition_key=DAY).success  # and once more, whole
+    again = readers_see(tmp_path)
+    assert again["ids"] == complete["ids"] and len(set(again["ids"])) == len(again["ids"])
+    assert Lake(str(tmp_path)).read("messages", DAY).num_rows == len(complete["ids"])
