@@ -76,7 +76,7 @@ class AdaptiveLimit:
 
     def __init__(self, ceiling: int, probe_every: int = 50):
         self.ceiling = self.limit = ceiling
-        self.in_flight = self.peak = 0
+        self.in_flight = 0
         self._probe_every = probe_every
         self._good = 0
         self._ready = threading.Condition()
@@ -85,7 +85,6 @@ class AdaptiveLimit:
         with self._ready:
             self._ready.wait_for(lambda: self.in_flight < self.limit)
             self.in_flight += 1
-            self.peak = max(self.peak, self.in_flight)
         return self
 
     def __exit__(self, *exc) -> None:
