@@ -129,14 +129,6 @@ class Column:
     doc: str
     path: tuple[str, ...] | None = None  # where in the API record; None = derived, not read from JSON
 
-    def read(self, record: dict):
-        value = record
-        for key in self.path:
-            if not isinstance(value, dict):
-                return None
-            value = value.get(key)
-        return COERCE[self.type](value)
-
 
 def col(name: str, type_: pa.DataType, doc: str, *path: str) -> Column:
     return Column(name, type_, doc, path or (name,))
