@@ -206,7 +206,8 @@ def cache_and_resume(scale: int, latency: float, concurrency: int) -> list[Row]:
         wall3, cpu3, rss3 = space.materialize("zchat/messages")
         resumed = sandbox.stats(reset=True)["requests"]
         table = space.messages().sort_by("message_id")
-        same = table.select(["message_id", "raw_json"]).equals(before.sort_by("message_id").select(["message_id", "raw_json"]))
+        columns = ["message_id", "raw_json"]
+        same = table.select(columns).equals(before.sort_by("message_id").select(columns))
         rows.append(Row(f"{scale:,}/day resumed after SIGKILL at {100 * killed_at / scale:.0f}%", wall3, resumed,
                         cpu3, rss3, notes=[f"re-fetched {resumed - (scale - killed_at):+,} beyond the remainder",
                                            f"output same as uninterrupted: {same}"]))
@@ -241,7 +242,8 @@ def politeness(scale: int, latency: float) -> list[Row]:
         stats = sandbox.stats(reset=True)
         row = Row(f"{scale:,}/day, C=32 with ZCHAT_RATE_LIMIT=100", wall, stats["requests"], cpu, rss,
                   bound=stats["requests"] / 100, fetch=space.steps()[0],
-                  notes=[f"sandbox saw at most {stats['max_in_flight']} in flight, {stats['max_per_second']} in a second"])
+                  notes=[f"sandbox saw at most {stats['max_in_flight']} in flight, "
+                         f"{stats['max_per_second']} in a second"])
         rows.append(row)
         space.close()
     with Sandbox(scale, latency, "--max-in-flight", "8", "--retry-after", "1") as sandbox:
@@ -250,8 +252,9 @@ def politeness(scale: int, latency: float) -> list[Row]:
         stats = sandbox.stats(reset=True)
         refused = stats["faults"].get("concurrency_429", 0)
         rows.append(Row(f"{scale:,}/day, C=32 against a limit of 8 answered with 429", wall, stats["requests"], cpu,
-                        rss, fetch=space.steps()[0], notes=[f"{refused:,} answered 429 ({100 * refused / stats['requests']:.1f}%)",
-                                                            f"messages complete: {space.messages().num_rows:,} rows"]))
+                        rss, fetch=space.steps()[0],
+                        notes=[f"{refused:,} answered 429 ({100 * refused / stats['requests']:.1f}%)",
+                               f"messages complete: {space.messages().num_rows:,} rows"]))
         space.close()
     return rows
 

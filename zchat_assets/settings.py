@@ -11,9 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dagster import EnvVar
 
-from .privacy import Privacy
-
 from .api.client import MAX_CONCURRENCY
+from .privacy import Privacy
 
 DEFAULT_BASE_URL = "https://zchat.zenvia.io"
 DEFAULT_LAKE_URI = "./data"
