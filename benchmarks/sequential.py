@@ -25,7 +25,7 @@ def main(base_url: str, day: str, tz_offset: str, out: str) -> None:
     def save(rows: list[dict], name: str) -> None:
         frame = pd.json_normalize(rows, sep="_")
         # Some fields are a string in one record and a list in another: store those as JSON text.
-        for column in frame.select_dtypes("object").columns:
+        for column in frame.columns[frame.dtypes == "object"]:
             frame[column] = frame[column].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
         frame.to_parquet(f"{out}/{name}.parquet")
 
