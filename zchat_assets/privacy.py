@@ -77,8 +77,9 @@ class Privacy:
         return table
 
     def _any(self, value):
+        """A text or a list of values (from JSON, so maybe numbers) with each one protected."""
         if isinstance(value, list):
-            return [h for h in (self.value(v) for v in value) if h is not None]
+            return [h for h in (self.value(None if v is None else str(v)) for v in value) if h is not None]
         return self.value(value)
 
     def _extra(self, text: str | None) -> str | None:

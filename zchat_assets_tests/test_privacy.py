@@ -97,9 +97,13 @@ def test_customer_author_names_are_protected_and_agents_are_not(lakes):
 
 
 def test_unknown_customer_fields_in_extra_json_are_protected_too():
-    table = pa.table({"extra_json": ['{"customer": {"fields": {"cnpj": "12.345.678/0001-90"}}, "other": 1}', None]})
-    out = Privacy("drop").apply(table).column("extra_json").to_pylist()
-    assert json.loads(out[0]) == {"customer": {"fields": {"cnpj": None}}, "other": 1} and out[1] is None
+    extra = '{"customer": {"fields": {"cnpj": "12.345.678/0001-90", "codes": [123, "x"]}}, "other": 1}'
+    table = pa.table({"extra_json": [extra, None]})
+    dropped = Privacy("drop").apply(table).column("extra_json").to_pylist()
+    assert json.loads(dropped[0]) == {"customer": {"fields": {"cnpj": None, "codes": []}}, "other": 1}
+    assert dropped[1] is None
+    hashed = json.loads(Privacy("hash", KEY).apply(table).column("extra_json")[0].as_py())["customer"]["fields"]
+    assert hashed["codes"] == [Privacy("hash", KEY).value("123"), Privacy("hash", KEY).value("x")]
 
 
 @pytest.mark.parametrize("mode, key, words", [
