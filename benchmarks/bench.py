@@ -79,9 +79,13 @@ class Sandbox:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the sandbox did not start") from None
                 time.sleep(0.1)
-        self.get(f"/api/ms/external/history?token={TOKEN}&from={DAY}%2000:00:00&to={DAY}%2023:59:59"
-                 "&timezone=-0300&limit=1")  # generates the day before anything is timed
+        self.warm(DAY)
         self.stats(reset=True)
+
+    def warm(self, day) -> None:
+        """Makes the sandbox generate a day before anything is timed."""
+        self.get(f"/api/ms/external/history?token={TOKEN}&from={day}%2000:00:00&to={day}%2023:59:59"
+                 "&timezone=-0300&limit=1")
 
     def get(self, path: str):
         with urllib.request.urlopen(self.url + path, timeout=120) as response:
@@ -219,9 +223,8 @@ def backfill(days: int, scale: int, latency: float, concurrency: int) -> list[Ro
     last = date.fromisoformat(DAY)
     first = last - timedelta(days=days - 1)
     with Sandbox(scale, latency) as sandbox:
-        for offset in range(days):  # generate every day before timing
-            sandbox.get(f"/api/ms/external/history?token={TOKEN}&from={first + timedelta(days=offset)}%2000:00:00"
-                        f"&to={first + timedelta(days=offset)}%2023:59:59&timezone=-0300&limit=1")
+        for offset in range(days):
+            sandbox.warm(first + timedelta(days=offset))
         sandbox.stats(reset=True)
         space = Workspace(sandbox, concurrency)
         wall, cpu, rss = space.materialize(EVERY_DAILY_ASSET, f"{first}...{last}")

@@ -85,6 +85,13 @@ class PartitionWriter:
             self._writer = self._handle = None
 
 
+try:
+    _LIBC = ctypes.CDLL(None, use_errno=True)
+except OSError:
+    _LIBC = None
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
 def _exchange(a: str, b: str) -> bool:
     """Swaps two folders in one atomic step (Linux `renameat2` with RENAME_EXCHANGE), so there is no
     instant at which the day is missing; False where the system or file system cannot."""
@@ -92,13 +99,6 @@ def _exchange(a: str, b: str) -> bool:
     if renameat2 is None:
         return False
     return renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
-
-
-try:
-    _LIBC = ctypes.CDLL(None, use_errno=True)
-except OSError:
-    _LIBC = None
-_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
 
 
 class Lake:

@@ -30,9 +30,15 @@ PRIVACY_KEY = b"zchat.personal_data"
 
 class MessageCache:
     def __init__(self, lake: Lake, day: str):
+        """Reads the footers of the day's chunks, once; chunks this object adds are recorded as they go."""
         self._lake, self._day = lake, day
         self.privacy = lake.privacy
-        self._sizes: dict[str, int] = {}  # chunk -> how many protocols it holds
+        self._chunks: dict[str, dict[str, int]] = {}  # chunk -> {protocol: message count}, oldest first
+        for chunk in lake.files(DATASET, day):
+            metadata = lake.file_metadata(chunk)
+            same_setting = metadata.get(PRIVACY_KEY, b"keep").decode() == self.privacy.fingerprint
+            # Chunks stored under another personal-data setting are never used: fetched again instead.
+            self._chunks[chunk] = json.loads(metadata.get(COUNTS_KEY, b"{}")) if same_setting else {}
 
     def usable(self, expected: dict[str, int | None]) -> dict[str, str]:
         """protocol -> chunk holding its messages, for protocols that ended with the count `expected` gives.
@@ -40,12 +46,7 @@ class MessageCache:
         When a protocol sits in several chunks (it was fetched again), the newest chunk wins.
         """
         found: dict[str, str] = {}
-        for chunk in self._lake.files(DATASET, self._day):
-            metadata = self._lake.file_metadata(chunk)
-            counts = json.loads(metadata.get(COUNTS_KEY, b"{}"))
-            if metadata.get(PRIVACY_KEY, b"keep").decode() != self.privacy.fingerprint:
-                counts = {}  # stored under another personal-data setting: fetch again
-            self._sizes[chunk] = len(counts)
+        for chunk, counts in self._chunks.items():
             for protocol, count in counts.items():
                 if protocol in expected and expected[protocol] == count:
                     found[protocol] = chunk
@@ -63,7 +64,7 @@ class MessageCache:
     def read(self, chunk: str, protocols: set[str]) -> pa.Table:
         """The chunk's rows of `protocols` (other rows were superseded by a newer chunk or left the day)."""
         table = self._lake.read_file(chunk).replace_schema_metadata(None)
-        if len(protocols) == self._sizes[chunk]:
+        if len(protocols) == len(self._chunks[chunk]):
             return table
         return table.filter(pc.is_in(table.column("protocol_id"), pa.array(sorted(protocols), pa.string())))
 
@@ -74,12 +75,15 @@ class MessageCache:
         name = f"chunk-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
         metadata = {COUNTS_KEY: json.dumps(counts, separators=(",", ":")).encode(),
                     PRIVACY_KEY: self.privacy.fingerprint.encode()}
-        self._lake.add_file(DATASET, self._day, name, table.replace_schema_metadata(metadata))
+        chunk = self._lake.add_file(DATASET, self._day, name, table.replace_schema_metadata(metadata))
+        self._chunks[chunk] = dict(counts)
 
     def prune(self, expected: dict[str, int | None]) -> int:
-        """Deletes the chunks none of whose protocols would be used any more; returns how many."""
+        """Deletes the chunks this object knows of whose protocols would none be used any more (chunks
+        another run added meanwhile are left alone); returns how many."""
         used = set(self.usable(expected).values())
-        stale = [chunk for chunk in self._lake.files(DATASET, self._day) if chunk not in used]
+        stale = [chunk for chunk in self._chunks if chunk not in used]
         for chunk in stale:
             self._lake.remove_file(chunk)
+            del self._chunks[chunk]
         return len(stale)
