@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from . import settings
+from .settings import from_environment
 
 SANDBOX_TOKEN_ENV = "ZCHAT_API_TOKEN"
+DEMO_TOKEN_ENV = "ZCHAT_DEMO_TOKEN"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.add_argument("--max-in-flight", type=int, default=None, help="answer 429 above this many requests")
     sandbox.add_argument("--retry-after", type=float, default=1.0, help="seconds announced with 429s")
     sandbox.add_argument("--schema-changes", default="", help="comma-separated: new_field, number_as_text, text_in_number")
+    sandbox.add_argument("--also-token-env", action="append", default=[], metavar="NAME",
+                         help="serve one more account, with a world of its own, to the token in variable NAME "
+                              "(repeatable)")
 
     demo = commands.add_parser("demo", help="materialize the last complete days from a local sandbox into ./data")
     demo.add_argument("--days", type=int, default=3)
@@ -59,22 +63,29 @@ def _world_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timezone", default=None, help="account time zone (default: ZCHAT_TIMEZONE or America/Sao_Paulo)")
 
 
-def _world(args):
+def _timezone(args) -> str:
+    """--timezone, else ZCHAT_TIMEZONE, else the default; checked like any account's time zone."""
+    return from_environment({"ZCHAT_TIMEZONE": args.timezone or os.environ.get("ZCHAT_TIMEZONE", "")}).timezone
+
+
+def _world(args, account: int = 0):
     from .sandbox import World
 
-    return World(seed=args.seed, scale=args.scale, tz=args.timezone or settings.timezone_name())
+    return World(seed=args.seed + account, scale=args.scale, tz=_timezone(args), account=account)
 
 
 def run_sandbox(args) -> int:
     from .sandbox import SandboxApp, parse_faults
     from .sandbox.server import serve_forever
 
-    token = os.environ.get(SANDBOX_TOKEN_ENV)
-    if not token:
-        raise ValueError(f"set {SANDBOX_TOKEN_ENV} to the token the sandbox should accept (any string)")
-    app = SandboxApp(_world(args), token, latency=args.latency, jitter=args.jitter, faults=parse_faults(args.faults),
+    tokens = [os.environ.get(name) for name in (SANDBOX_TOKEN_ENV, *args.also_token_env)]
+    if not all(tokens):
+        raise ValueError(f"set {', '.join((SANDBOX_TOKEN_ENV, *args.also_token_env))} to the tokens the sandbox "
+                         "should accept (any strings)")
+    app = SandboxApp(_world(args), tokens[0], latency=args.latency, jitter=args.jitter, faults=parse_faults(args.faults),
                      max_in_flight=args.max_in_flight, retry_after=args.retry_after,
-                     schema_changes=tuple(c.strip() for c in args.schema_changes.split(",") if c.strip()))
+                     schema_changes=tuple(c.strip() for c in args.schema_changes.split(",") if c.strip()),
+                     more_accounts={t: _world(args, n) for n, t in enumerate(tokens[1:], start=1)})
     print(f"Zenvia Chat sandbox on http://{args.host}:{args.port} (scale {args.scale}/day, seed {args.seed}); "
           f"it accepts the token in {SANDBOX_TOKEN_ENV}. Ctrl-C stops it.", flush=True)
     serve_forever(app, args.host, args.port)
@@ -90,26 +101,29 @@ def _project_home() -> Path:
     raise FileNotFoundError("run this from the repository root (where dagster.yaml is) or set DAGSTER_HOME")
 
 
-def _sandbox_env(args, server_url: str, token: str, home: Path) -> None:
-    os.environ.update({"ZCHAT_BASE_URL": server_url, SANDBOX_TOKEN_ENV: token, "DAGSTER_HOME": str(home.resolve())})
-    if args.timezone:
-        os.environ["ZCHAT_TIMEZONE"] = args.timezone
-    os.environ.setdefault("ZCHAT_LAKE_URI", str(Path("data").resolve()))
+def _sandbox_settings(args, server_url: str) -> dict:
+    """The unnamed account's attributes that point it at the sandbox (the lake stays ZCHAT_LAKE_URI, or ./data)."""
+    return {"base_url": server_url, "timezone": _timezone(args),
+            "lake_uri": os.environ.get("ZCHAT_LAKE_URI") or str(Path("data").resolve())}
 
 
 def run_demo(args) -> int:
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    from .demo import run
     from .sandbox import SandboxApp, SandboxServer
 
     home = _project_home()
     token = secrets.token_urlsafe(24)
     with SandboxServer(SandboxApp(_world(args), token)) as server:
-        _sandbox_env(args, server.url, token, home)
-        from .demo import run  # after the environment points at the sandbox: definitions read it
-
-        tz = ZoneInfo(settings.timezone_name())
-        yesterday = datetime.now(tz).date() - timedelta(days=1)
+        # The demo runs in this process: its resources read the token from the variable they name.
+        os.environ[DEMO_TOKEN_ENV] = token
+        account = from_environment(os.environ, token_env=DEMO_TOKEN_ENV, **_sandbox_settings(args, server.url))
+        yesterday = datetime.now(ZoneInfo(account.timezone)).date() - timedelta(days=1)
         first = yesterday - timedelta(days=args.days - 1)
-        return run(first.isoformat(), yesterday.isoformat(), scale=args.scale)
+        instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home.resolve())))
+        return run(account, instance, first.isoformat(), yesterday.isoformat(), scale=args.scale)
 
 
 def run_ui(args) -> int:
@@ -118,11 +132,14 @@ def run_ui(args) -> int:
     home = _project_home()
     token = secrets.token_urlsafe(24)
     with SandboxServer(SandboxApp(_world(args), token)) as server:
-        _sandbox_env(args, server.url, token, home)
+        settings = _sandbox_settings(args, server.url)
+        env = {**os.environ, "DAGSTER_HOME": str(home.resolve()), SANDBOX_TOKEN_ENV: token,
+               "ZCHAT_BASE_URL": settings["base_url"], "ZCHAT_TIMEZONE": settings["timezone"],
+               "ZCHAT_LAKE_URI": settings["lake_uri"]}
         print(f"Sandbox on {server.url}; Dagster UI on http://127.0.0.1:{args.port} (Ctrl-C stops both).", flush=True)
         command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-p", str(args.port)]
         try:
-            return subprocess.call(command, preexec_fn=_default_signals)
+            return subprocess.call(command, env=env, preexec_fn=_default_signals)
         except KeyboardInterrupt:
             return 0
 

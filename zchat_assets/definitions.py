@@ -1,36 +1,43 @@
-"""The code location: every asset, check, job, schedule, sensor and resource of zchat-assets."""
+"""The code location: every account defined under `zchat_assets/defs/`, loaded by Dagster's components."""
 
-from dagster import Definitions, EnvVar, in_process_executor
+from pathlib import Path
 
-from . import settings
-from .api import validate_base_url
-from .assets import asset_checks, daily_assets, ongoing
-from .assets.jobs import daily_job, refresh_job
-from .assets.schedules import daily_schedule, lookback_schedule
-from .assets.sensors import ongoing_sensor
-from .resources import ZchatApi, ZchatLake
+import dagster as dg
 
-validate_base_url(EnvVar("ZCHAT_BASE_URL").get_value(settings.DEFAULT_BASE_URL))
+from .resources import ZchatLake
+from .settings import SettingsError
 
-defs = Definitions(
-    assets=[*daily_assets, ongoing],
-    asset_checks=asset_checks,
-    jobs=[daily_job, refresh_job],
-    schedules=[daily_schedule, lookback_schedule],
-    sensors=[ongoing_sensor],
-    resources={
-        "zchat_api": ZchatApi(
-            token=EnvVar("ZCHAT_API_TOKEN"),
-            base_url=settings.env_or("ZCHAT_BASE_URL", settings.DEFAULT_BASE_URL),
-            concurrency=settings.concurrency(),
-            rate_limit=settings.rate_limit(),
-        ),
-        "zchat_lake": ZchatLake(
-            uri=settings.env_or("ZCHAT_LAKE_URI", settings.DEFAULT_LAKE_URI),
-            personal_data=settings.personal_data(),
-            personal_data_key=EnvVar("ZCHAT_PERSONAL_DATA_KEY") if EnvVar("ZCHAT_PERSONAL_DATA_KEY").get_value() else None,
-        ),
-    },
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    try:
+        accounts = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    except Exception as exc:
+        # An account's bad setting is one sentence: show it, not the component tree around it.
+        cause = next((e for e in _chain(exc) if isinstance(e, SettingsError)), None)
+        if cause is None:
+            raise
+        raise SettingsError(str(cause)) from None
+    check_lakes(accounts.resources or {})
     # The steps wait on the network, not the CPU: one process per run avoids a process start per step.
-    executor=in_process_executor,
-)
+    return dg.Definitions.merge(accounts, dg.Definitions(executor=dg.in_process_executor))
+
+
+def check_lakes(resources: dict) -> None:
+    """Named accounts may share a lake (each has its `account=` level); the unnamed one may not, since its
+    days sit directly under each dataset, where a glob over all accounts would read them as one more."""
+    lakes = [r for r in resources.values() if isinstance(r, ZchatLake)]
+    unnamed = {Path(r.uri).resolve() if "://" not in r.uri else r.uri for r in lakes if r.account is None}
+    for lake in lakes:
+        where = Path(lake.uri).resolve() if "://" not in lake.uri else lake.uri
+        if lake.account is not None and where in unnamed:
+            raise SettingsError(
+                f"The unnamed account (zchat_assets/defs/default) and account {lake.account} both write to "
+                f"{lake.uri}: give one of them another lake_uri, or remove the unnamed account once every account "
+                "has a name.")
+
+
+def _chain(exc: BaseException):
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__ or exc.__context__

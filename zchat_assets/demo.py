@@ -1,4 +1,4 @@
-"""The demo: every daily asset for a few days, through Dagster, into the lake, then a summary table."""
+"""The demo: every daily asset of one account for a few days, through Dagster, into the lake, then a summary."""
 
 from __future__ import annotations
 
@@ -7,28 +7,28 @@ import time
 
 import dagster as dg
 
-from .assets import asset_checks, daily_assets
-from .definitions import defs
+from .assets import build_account_defs
 from .lake import Lake
-from .settings import lake_uri
+from .settings import AccountSettings
 
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
-def run(first: str, last: str, scale: int) -> int:
-    instance = dg.DagsterInstance.get()
-    lake = Lake(lake_uri())
+def run(account: AccountSettings, instance: dg.DagsterInstance, first: str, last: str, scale: int) -> int:
+    defs = build_account_defs(account, os.environ)
+    daily = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
+    lake = Lake(account.lake_uri, account=account.name)
     print(f"Materializing {first} to {last} from the local sandbox ({scale} interactions a day) into "
           f"{lake.uri(lake.root)}; runs are recorded in {os.path.abspath(instance.root_directory)}.", flush=True)
     started = time.monotonic()
     result = dg.materialize(
-        [*daily_assets, *asset_checks], instance=instance, resources=defs.resources, raise_on_error=False,
+        [*daily, *defs.asset_checks], instance=instance, resources=defs.resources, raise_on_error=False,
         tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
         run_config=QUIET_CONSOLE,
     )
     seconds = time.monotonic() - started
     print()
-    print(summary(lake, [a.key.path[-1] for a in daily_assets]))
+    print(summary(lake, [a.key for a in daily]))
     checks = result.get_asset_check_evaluations()
     failed = [c.asset_check_key.to_user_string() for c in checks if not c.passed]
     print(f"\n{'Done' if result.success else 'FAILED'} in {seconds:.1f}s; {len(checks) - len(failed)}/{len(checks)} "
@@ -37,11 +37,12 @@ def run(first: str, last: str, scale: int) -> int:
     return 0 if result.success else 1
 
 
-def summary(lake, datasets: list[str]) -> str:
+def summary(lake: Lake, keys: list[dg.AssetKey]) -> str:
     rows = [("dataset", "partitions", "rows", "files", "MB")]
-    for name in datasets:
+    for key in keys:
+        name = key.path[-1]
         parts = [lake.describe(name, day) for day in lake.days(name)]
-        rows.append((f"zchat/{name}", str(len(parts)), f"{sum(p.rows for p in parts):,}",
+        rows.append((key.to_user_string(), str(len(parts)), f"{sum(p.rows for p in parts):,}",
                      str(sum(p.files for p in parts)), f"{sum(p.bytes for p in parts) / 1e6:.2f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]

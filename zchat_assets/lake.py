@@ -102,10 +102,13 @@ def _exchange(a: str, b: str) -> bool:
 
 
 class Lake:
-    """A lake root; `privacy` is the personal-data setting the writers of this lake apply."""
+    """One account's view of a lake root. `privacy` is the personal-data setting its writers apply; a
+    named `account` has a Hive level of its own in every dataset (`<dataset>/account=<name>/date=D`),
+    so several accounts share one lake and one glob reads them all with an `account` column."""
 
-    def __init__(self, uri: str, privacy: Privacy | None = None):
+    def __init__(self, uri: str, privacy: Privacy | None = None, account: str | None = None):
         self.privacy = privacy or Privacy()
+        self.account = account
         if not uri or not uri.strip():
             raise LakeError("ZCHAT_LAKE_URI is empty: set it to a folder (./data) or an fsspec URI (s3://bucket/prefix).")
         try:
@@ -116,9 +119,13 @@ class Lake:
         self.local = isinstance(self.fs, LocalFileSystem)
         self.root = os.path.abspath(root) if self.local else root.rstrip("/")
 
-    def folder(self, dataset: str, day: str | None = None) -> str:
-        base = f"{self.root}/{dataset}"
+    def relative(self, dataset: str, day: str | None = None) -> str:
+        """A dataset's folder below the root (of this account), or one day's."""
+        base = f"{dataset}/account={self.account}" if self.account else dataset
         return f"{base}/date={day}" if day else base
+
+    def folder(self, dataset: str, day: str | None = None) -> str:
+        return f"{self.root}/{self.relative(dataset, day)}"
 
     def uri(self, path: str) -> str:
         return self.fs.unstrip_protocol(path)
@@ -127,7 +134,7 @@ class Lake:
     def replace_partition(self, dataset: str, day: str, schema: pa.Schema) -> Iterator[PartitionWriter]:
         """Yields a writer; on normal exit the day is swapped in (and `writer.result` describes it),
         on an exception the old day stays."""
-        staging = f"{self.root}/{STAGING}/{dataset}/date={day}.{uuid.uuid4().hex}"
+        staging = f"{self.root}/{STAGING}/{self.relative(dataset, day)}.{uuid.uuid4().hex}"
         self.fs.makedirs(staging, exist_ok=True)
         writer = PartitionWriter(self, staging, schema)
         try:
@@ -169,7 +176,7 @@ class Lake:
     def add_file(self, dataset: str, day: str, name: str, table: pa.Table) -> str:
         """Adds one file to a day (append-only datasets such as sensor snapshots), atomically;
         returns its path below the lake root."""
-        staging = f"{self.root}/{STAGING}/{dataset}/{uuid.uuid4().hex}.parquet"
+        staging = f"{self.root}/{STAGING}/{self.relative(dataset)}/{uuid.uuid4().hex}.parquet"
         self.fs.makedirs(staging.rsplit("/", 1)[0], exist_ok=True)
         with self.fs.open(staging, "wb") as handle:
             pq.write_table(table, handle, compression="zstd")
@@ -179,7 +186,7 @@ class Lake:
             os.replace(staging, final)
         else:
             self.fs.mv(staging, final)
-        return f"{dataset}/date={day}/{name}"
+        return f"{self.relative(dataset, day)}/{name}"
 
     def read_file(self, relative_path: str, columns: list[str] | None = None) -> pa.Table:
         return pq.read_table(f"{self.root}/{relative_path}", filesystem=self.fs, columns=columns)
@@ -195,7 +202,7 @@ class Lake:
         if not self.fs.exists(folder):
             return []
         names = sorted(p.rsplit("/", 1)[-1] for p in self.fs.ls(folder, detail=False) if p.endswith(".parquet"))
-        return [f"{dataset}/date={day}/{name}" for name in names]
+        return [f"{self.relative(dataset, day)}/{name}" for name in names]
 
     def remove_file(self, relative_path: str) -> None:
         self.fs.rm(f"{self.root}/{relative_path}")
@@ -207,7 +214,8 @@ class Lake:
         folder = self.folder(dataset, day)
         if not self.fs.exists(folder):
             raise FileNotFoundError(
-                f"{dataset} has no partition {day} in {self.uri(folder)}: materialize zchat/{dataset} for {day} first.")
+                f"{dataset} has no partition {day} in {self.uri(folder)}: materialize "
+                f"zchat/{self.account + '/' if self.account else ''}{dataset} for {day} first.")
         files = sorted(p for p in self.fs.ls(folder, detail=False) if p.endswith(".parquet"))
         tables = [pq.read_table(p, filesystem=self.fs, columns=columns, schema=schema) for p in files]
         if not tables:

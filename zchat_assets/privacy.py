@@ -39,13 +39,14 @@ class PrivacyError(ValueError):
 class Privacy:
     mode: str = "keep"
     key: str | None = field(default=None, repr=False)
+    key_env: str = "ZCHAT_PERSONAL_DATA_KEY"  # where the key comes from, named in errors
 
     def __post_init__(self):
         if self.mode not in MODES:
-            raise PrivacyError(f"ZCHAT_PERSONAL_DATA {self.mode!r} is not valid: use keep, hash or drop.")
+            raise PrivacyError(f"The personal-data setting {self.mode!r} is not valid: use keep, hash or drop.")
         if self.mode == "hash" and len(self.key or "") < MIN_KEY_LENGTH:
-            raise PrivacyError(f"ZCHAT_PERSONAL_DATA=hash needs a secret of at least {MIN_KEY_LENGTH} characters in "
-                               "ZCHAT_PERSONAL_DATA_KEY (keep it: changing it changes every hash).")
+            raise PrivacyError(f"Hashing personal data needs a secret of at least {MIN_KEY_LENGTH} characters in "
+                               f"{self.key_env} (keep it: changing it changes every hash).")
 
     @property
     def fingerprint(self) -> str:

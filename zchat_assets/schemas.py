@@ -15,6 +15,9 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .api.vendor import ONGOING_STATES, REPORT_DATA_TYPES
+from .privacy import Privacy
+
 TS = pa.timestamp("us", tz="UTC")
 STR_LIST = pa.list_(pa.string())
 TAG = pa.struct([("id", pa.string()), ("name", pa.string())])
@@ -294,7 +297,6 @@ CONVERSATION_FIGURES = [
 ]
 CONVERSATIONS = [*HISTORY_EXPANDED[:-1], *CONVERSATION_FIGURES, EXTRA]
 
-ONGOING_STATES_SHOWN = ("NOT_ANSWERED", "RINGING", "TALKING", "POSTPONED", "PENDING")
 ONGOING = [
     derived("polled_at", TS, "When the sensor polled the ongoing endpoint (UTC)."),
     *INTERACTION,
@@ -304,7 +306,7 @@ ONGOING = [
 ]
 
 DATASETS: dict[str, list[Column]] = {
-    **{f"report_by_{t}": REPORT for t in ("period", "agent", "department", "channel", "tag")},
+    **{f"report_by_{t}": REPORT for t in REPORT_DATA_TYPES},
     "history": HISTORY, "history_expanded": HISTORY_EXPANDED, "messages": MESSAGES,
     "conversations": CONVERSATIONS, "ongoing": ONGOING,
 }
@@ -395,8 +397,9 @@ def _column(c: Column, records: list[dict], dataset: str) -> pa.Array:
     return pa.array(out, type=c.type)
 
 
-def to_table(records: Iterable[dict], dataset: str, fixed: dict | None = None) -> pa.Table:
-    """API records to an Arrow table of the dataset's schema (derived columns come from `fixed`)."""
+def to_table(records: Iterable[dict], dataset: str, fixed: dict | None = None, privacy: Privacy | None = None) -> pa.Table:
+    """API records to an Arrow table of the dataset's schema (derived columns come from `fixed`), with
+    the personal-data setting applied: the one place where raw records become Arrow."""
     columns = DATASETS[dataset]
     records = list(records)
     n = len(records)
@@ -413,19 +416,20 @@ def to_table(records: Iterable[dict], dataset: str, fixed: dict | None = None) -
             arrays[c.name] = pa.array(value if isinstance(value, list) else [value] * n, type=c.type)
         else:
             arrays[c.name] = pa.nulls(n, c.type)
-    return pa.table(arrays)
+    table = pa.table(arrays)
+    return privacy.apply(table) if privacy else table
 
 
 def report_table(lines: list[dict], dataset: str) -> pa.Table:
     return to_table(lines, dataset, {"is_total": [str(line.get("title")) == "Total" for line in lines]})
 
 
-def messages_table(batch: list[tuple[str, list[dict]]]) -> pa.Table:
+def messages_table(batch: list[tuple[str, list[dict]]], privacy: Privacy | None = None) -> pa.Table:
     """(protocol, messages) pairs to one table; each message keeps its original JSON."""
     flat = [m for _, messages in batch for m in messages]
     owners = [protocol for protocol, messages in batch for _ in messages]
     raw = [_to_json(m) for m in flat]
-    return to_table(flat, "messages", {"protocol_id": owners, "raw_json": raw})
+    return to_table(flat, "messages", {"protocol_id": owners, "raw_json": raw}, privacy)
 
 
 def markdown_dictionary() -> str:

@@ -1,20 +1,34 @@
-"""Shared fixtures: a sandbox on a free 127.0.0.1 port with a frozen clock, and Dagster resources."""
+"""Shared fixtures: a sandbox on a free 127.0.0.1 port with a frozen clock, definitions built from
+settings given as values, and Dagster resources pointed at the sandbox."""
 
-import os
 from datetime import datetime, timezone
 
+import dagster as dg
 import pytest
 
-# Partitions are fixed when the definitions load; tests pin their environment before any import.
-os.environ.setdefault("ZCHAT_TIMEZONE", "America/Sao_Paulo")
-os.environ.setdefault("ZCHAT_START_DATE", "2026-10-01")
-
-from zchat_assets.resources import ZchatApi, ZchatLake  # noqa: E402
-from zchat_assets.sandbox import SandboxApp, SandboxServer, World  # noqa: E402
+from zchat_assets.assets import build_account_defs
+from zchat_assets.resources import ZchatApi, ZchatLake
+from zchat_assets.sandbox import SandboxApp, SandboxServer, World
+from zchat_assets.settings import AccountSettings
 
 TOKEN = "tok-7f3a9c-SECRET-value"
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=timezone.utc).timestamp()
 DAY = "2026-11-18"  # a complete day for NOW, with a few interactions still ongoing across midnight
+START = "2026-10-01"
+
+
+def account_defs(**attributes) -> dg.Definitions:
+    """One account's definitions from settings given as values; nothing is read from the environment."""
+    return build_account_defs(AccountSettings(**{"start_date": START, **attributes}), {})
+
+
+def daily_assets(defs: dg.Definitions) -> list[dg.AssetsDefinition]:
+    return [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
+
+
+DEFS = account_defs()  # the unnamed account, as the shipped single-account setup builds it
+DAILY = daily_assets(DEFS)
+ALL = [*DAILY, *DEFS.asset_checks]
 
 
 def make_world(scale: int = 120, seed: int = 11) -> World:
@@ -26,6 +40,10 @@ def sandbox():
     """A fresh sandbox per test (faults and counters are per app)."""
     with SandboxServer(SandboxApp(make_world(), TOKEN, retry_after=0.05, slow_seconds=1.0)) as server:
         yield server
+
+
+def only(*names: str, assets=DAILY) -> list[dg.AssetsDefinition]:
+    return [a for a in assets if a.key.path[-1] in names]
 
 
 def fast_api(url: str, **overrides) -> ZchatApi:

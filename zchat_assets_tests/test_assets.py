@@ -3,15 +3,13 @@
 import dagster as dg
 import pytest
 
-from zchat_assets.assets import asset_checks, daily_assets
 from zchat_assets.assets.conversations import figures
 from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer, parse_faults
 
-from .conftest import DAY, TOKEN, fast_api, make_world
+from .conftest import ALL, DAILY, DAY, TOKEN, fast_api, make_world
 from .truth import assert_lake_matches
 
-ALL = [*daily_assets, *asset_checks]
 RANGE = {"dagster/asset_partition_range_start": "2026-11-16", "dagster/asset_partition_range_end": DAY}
 
 
@@ -107,7 +105,7 @@ def test_conversation_figures():
 
 @pytest.mark.parametrize("name", ["report_by_period", "history", "messages", "conversations"])
 def test_assets_have_keys_groups_and_descriptions(name):
-    spec = next(s for a in daily_assets for s in a.specs if s.key.path[-1] == name)
+    spec = next(s for a in DAILY for s in a.specs if s.key.path[-1] == name)
     assert spec.key.path[0] == "zchat" and spec.description and spec.group_name in ("reports", "history")
 
 

@@ -13,26 +13,24 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
-from zchat_assets.assets import daily_assets
 from zchat_assets.lake import Lake
 from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer
 
-from .conftest import DAY, TOKEN, fast_api, make_world
+from .conftest import DAY, TOKEN, fast_api, make_world, only
 
 pytestmark = pytest.mark.slow
 
 # A run of `messages` alone that writes its day in many small batches, so that it can be caught mid-write.
 WRITER = """
-import importlib, os, sys
+import os, sys
 import dagster as dg
-from zchat_assets.assets import daily_assets
-from zchat_assets.resources import ZchatApi, ZchatLake
-importlib.import_module("zchat_assets.assets.messages").FLUSH_MESSAGES = 30
+from zchat_assets.assets import build_account_defs
+from zchat_assets.settings import AccountSettings
 url, lake, day = sys.argv[1:4]
-dg.materialize([a for a in daily_assets if a.key.path[-1] == "messages"], partition_key=day,
-               resources={"zchat_api": ZchatApi(token=os.environ["ZCHAT_API_TOKEN"], base_url=url, concurrency=2),
-                          "zchat_lake": ZchatLake(uri=lake)})
+defs = build_account_defs(AccountSettings(base_url=url, lake_uri=lake, concurrency=2, flush_messages=30,
+                                          start_date="2026-10-01"), os.environ)
+dg.materialize([a for a in defs.assets if a.key.path[-1] == "messages"], partition_key=day, resources=defs.resources)
 """
 
 
@@ -73,7 +71,7 @@ def test_sigkill_mid_write_leaves_the_previous_complete_day(tmp_path, stage_of_k
     app = SandboxApp(make_world(), TOKEN, latency=0.01)
     with SandboxServer(app) as server:
         resources = {"zchat_api": fast_api(server.url), "zchat_lake": ZchatLake(uri=str(tmp_path))}
-        fetch = [a for a in daily_assets if a.key.path[-1] in ("history_expanded", "messages")]
+        fetch = only("history_expanded", "messages")
         assert dg.materialize(fetch, resources=resources, partition_key=DAY).success
         complete = readers_see(tmp_path)
 

@@ -1,14 +1,16 @@
 """The client over real HTTP against the sandbox: every failure class, paging, fan-out, redaction."""
 
 import logging
+import re
 import threading
 import time
-from datetime import date
+from datetime import date, datetime, timezone
 
 import pytest
 import requests
 
-from zchat_assets.api import ApiUnavailableError, AuthError, BadRequestError, ConfigError, ZchatClient
+from zchat_assets.api import (ApiUnavailableError, AuthError, BadRequestError, ClientSettings, ConfigError, ZchatClient,
+                              parse_retry_after)
 
 from .conftest import DAY, TOKEN
 
@@ -18,7 +20,7 @@ WINDOW = (f"{DAY} 00:00:00", f"{DAY} 23:59:59", "-0300")
 def client(sandbox, token: str = TOKEN, **kw) -> ZchatClient:
     options = dict(backoff_seconds=0.01, backoff_max_seconds=0.05, min_retry_after=0.01, read_timeout=5.0)
     options.update(kw)
-    return ZchatClient(sandbox.url, token, **options)
+    return ZchatClient(token, ClientSettings(base_url=sandbox.url, **options))
 
 
 def stats(sandbox) -> dict:
@@ -108,7 +110,8 @@ def test_bad_parameters_show_the_api_error_text_without_retry(sandbox):
 
 
 def test_connection_errors_never_show_the_token(caplog):
-    c = ZchatClient("http://127.0.0.1:9", TOKEN, max_retries=1, backoff_seconds=0.01, connect_timeout=0.5)
+    c = ZchatClient(TOKEN, ClientSettings(base_url="http://127.0.0.1:9", max_retries=1, backoff_seconds=0.01,
+                                          connect_timeout=0.5))
     with caplog.at_level(logging.DEBUG, logger="urllib3"), pytest.raises(ApiUnavailableError) as err:
         c.messages("1")
     text = str(err.value) + caplog.text
@@ -162,18 +165,50 @@ def test_rate_limit_spaces_every_start_from_many_threads():
     assert time.monotonic() - started >= 79 * 0.01  # 80 starts, each 10 ms after the one before
 
 
-@pytest.mark.parametrize("url", ["http://api.example.com", "http://10.0.0.5:8080", "ftp://x", "zchat.zenvia.io"])
-def test_unsafe_base_urls_are_refused(url):
-    with pytest.raises(ConfigError, match="ZCHAT_BASE_URL"):
-        ZchatClient(url, TOKEN)
+@pytest.mark.parametrize("url,problem", [
+    ("http://api.example.com", "would send the token in clear text"),
+    ("http://10.0.0.5:8080", "would send the token in clear text"),
+    ("ftp://x", "is not an http(s) URL"),
+    ("zchat.zenvia.io", "is not an http(s) URL"),
+])
+def test_unsafe_base_urls_are_refused(url, problem):
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        ClientSettings(base_url=url)
 
 
-@pytest.mark.parametrize("kw", [{"concurrency": 0}, {"concurrency": 1000}, {"rate_limit": -1}, {"page_size": 20000}])
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8765", "http://localhost:8765/", "http://[::1]:80", "https://x.io/"])
+def test_loopback_http_and_any_https_are_accepted(url):
+    assert ClientSettings(base_url=url).base_url == url.rstrip("/")
+
+
+@pytest.mark.parametrize("kw", [{"concurrency": 0}, {"concurrency": 1000}, {"rate_limit": -1}, {"page_size": 20000},
+                                {"read_timeout": 0}, {"max_retries": -1}])
 def test_nonsense_settings_are_refused(kw):
-    with pytest.raises(ConfigError):
-        ZchatClient("https://zchat.zenvia.io", TOKEN, **kw)
+    with pytest.raises(ValueError):
+        ClientSettings(**kw)
 
 
 def test_missing_token_is_refused_naming_the_variable():
-    with pytest.raises(ConfigError, match="ZCHAT_API_TOKEN"):
-        ZchatClient("https://zchat.zenvia.io", " ")
+    with pytest.raises(ConfigError, match="ACME_TOKEN"):
+        ZchatClient(" ", ClientSettings(token_env="ACME_TOKEN"))
+
+
+def test_two_accounts_never_share_a_budget_or_a_429_pause(sandbox):
+    """The rate limiter and the 429 pause belong to the account (base URL and token), so clients of one
+    account share them, and another account's clients do not."""
+    first, again, other = client(sandbox, rate_limit=5), client(sandbox, rate_limit=5), client(sandbox, "other", rate_limit=5)
+    assert first._limiter is again._limiter and first._gate is again._gate
+    assert first._limiter is not other._limiter and first._gate is not other._gate
+
+
+NOON = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("header,seconds", [
+    (None, None), ("", None), ("  ", None), ("soon", None),
+    ("0", 0.0), ("3", 3.0), ("1.5", 1.5), ("-4", 0.0),
+    ("Fri, 20 Nov 2026 12:00:30 GMT", 30.0),   # an HTTP date
+    ("Fri, 20 Nov 2026 11:59:00 GMT", 0.0),    # a date already past
+])
+def test_retry_after_in_seconds_or_as_a_date(header, seconds):
+    assert parse_retry_after(header, now=NOON) == seconds

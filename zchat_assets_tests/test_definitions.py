@@ -1,51 +1,108 @@
-"""The code location loads, and each bad setting stops it with one sentence naming the variable."""
+"""The shipped code location loads, and each bad setting stops it with one sentence naming the variable."""
 
 import os
 import subprocess
 import sys
 from datetime import date, timedelta
 
+import dagster as dg
 import pytest
 
-from zchat_assets.definitions import defs
+from zchat_assets import definitions
+from zchat_assets.settings import SettingsError, from_environment, named
+
+DATASETS = ("report_by_period", "report_by_agent", "report_by_department", "report_by_channel", "report_by_tag",
+            "history", "history_expanded", "messages", "conversations", "ongoing")
 
 
-def test_definitions_load_with_every_asset_check_job_schedule_and_sensor():
-    repo = defs.get_repository_def()
+@pytest.fixture
+def shipped(monkeypatch) -> dg.Definitions:
+    """The project's own definitions, loaded as Dagster loads them, with no ZCHAT_* variable set."""
+    for name in [n for n in os.environ if n.startswith("ZCHAT_")]:
+        monkeypatch.delenv(name)
+    return definitions.defs()
+
+
+def test_the_shipped_account_keeps_the_single_account_keys_and_names(shipped):
+    repo = shipped.get_repository_def()
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
-    assert keys == {f"zchat/{n}" for n in ("report_by_period", "report_by_agent", "report_by_department",
-                                           "report_by_channel", "report_by_tag", "history", "history_expanded",
-                                           "messages", "conversations", "ongoing")}
+    assert keys == {f"zchat/{n}" for n in DATASETS}
     assert len(repo.asset_graph.asset_check_keys) == 11
     assert {s.name for s in repo.schedule_defs} == {"daily_schedule", "lookback_schedule"}
-    assert {s.name for s in repo.sensor_defs} == {"ongoing_sensor"}
+    assert {s.name for s in repo.sensor_defs} == {"ongoing_sensor", "automation_sensor"}
+    assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {"daily_job", "refresh_day_job"}
+    assert set(shipped.resources) == {"zchat_api", "zchat_lake"}
 
 
-def test_the_token_is_read_from_the_environment_not_stored_in_config():
-    api = defs.resources["zchat_api"]
+def test_the_token_is_read_from_the_environment_not_stored_in_config(shipped):
+    api = shipped.resources["zchat_api"]
     assert api.token == "ZCHAT_API_TOKEN" and type(api.token).__name__ == "EnvVar"
-
-
-def load_with(**env) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("ZCHAT_")}
-    environment.update(env)
-    return subprocess.run([sys.executable, "-c", "import zchat_assets.definitions"], env=environment,
-                          capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.parametrize("env,sentence", [
     ({"ZCHAT_TIMEZONE": "Mars/Olympus"}, "ZCHAT_TIMEZONE 'Mars/Olympus' is not an IANA time zone"),
     ({"ZCHAT_START_DATE": "01/02/2025"}, "ZCHAT_START_DATE '01/02/2025' is not a date"),
     ({"ZCHAT_START_DATE": (date.today() + timedelta(days=3)).isoformat()}, "is not in the past"),
-    ({"ZCHAT_CONCURRENCY": "lots"}, "ZCHAT_CONCURRENCY 'lots' is not valid"),
+    ({"ZCHAT_CONCURRENCY": "lots"}, "ZCHAT_CONCURRENCY 'lots' is not valid: use a whole number from 1 to 256"),
     ({"ZCHAT_CONCURRENCY": "0"}, "ZCHAT_CONCURRENCY '0' is not valid"),
-    ({"ZCHAT_RATE_LIMIT": "-5"}, "ZCHAT_RATE_LIMIT '-5' is not valid"),
     ({"ZCHAT_CONCURRENCY": "100000"}, "ZCHAT_CONCURRENCY '100000' is not valid"),
+    ({"ZCHAT_RATE_LIMIT": "-5"}, "ZCHAT_RATE_LIMIT '-5' is not valid: use a number above 0"),
+    ({"ZCHAT_LOOKBACK_DAYS": "90"}, "ZCHAT_LOOKBACK_DAYS '90' is not valid: use a whole number from 1 to 60"),
     ({"ZCHAT_BASE_URL": "http://zchat.example.com"}, "would send the token in clear text"),
+    ({"ZCHAT_BASE_URL": "zchat.zenvia.io/?token=abc"}, "ZCHAT_BASE_URL 'zchat.zenvia.io/?token=***' is not an http(s) URL"),
     ({"ZCHAT_PERSONAL_DATA": "erase"}, "ZCHAT_PERSONAL_DATA 'erase' is not valid: use keep, hash or drop"),
-    ({"ZCHAT_PERSONAL_DATA": "hash"}, "needs a secret of at least 16 characters in ZCHAT_PERSONAL_DATA_KEY"),
 ])
-def test_bad_settings_stop_the_load_with_one_sentence(env, sentence):
-    result = load_with(**env)
+def test_a_bad_variable_is_one_sentence_naming_it(env, sentence):
+    with pytest.raises(SettingsError) as caught:
+        from_environment(env)
+    message = str(caught.value)
+    assert sentence in message and message.count("\n") == 0 and message.endswith(".")
+
+
+def test_hashing_without_a_secret_names_the_variable_that_should_hold_it():
+    with pytest.raises(ValueError, match="at least 16 characters in ZCHAT_PERSONAL_DATA_KEY"):
+        from_environment({"ZCHAT_PERSONAL_DATA": "hash"}).privacy({})
+    with pytest.raises(ValueError, match="in ACME_KEY"):
+        named({"name": "acme", "personal_data": "hash", "personal_data_key_env": "ACME_KEY"}).privacy({"ACME_KEY": "x"})
+
+
+@pytest.mark.parametrize("attributes,sentence", [
+    ({"name": "Acme"}, "Account Acme: name 'Acme' is not valid: use text matching"),
+    ({"name": "acme", "datasets": ["messages"]}, "has messages without history_expanded"),
+    ({"name": "acme", "datasets": ["chats"]}, "names unknown datasets ['chats']"),
+    ({"name": "acme", "token_env": "my token"}, "Account acme: token_env 'my token' is not valid"),
+    ({"name": "acme", "filters": {"agent": ["1"]}}, "Account acme: filters.agent \"['1']\" is not an attribute"),
+    ({"name": "acme", "timezone": "Mars/Olympus"}, "Account acme: timezone 'Mars/Olympus' is not an IANA time zone"),
+])
+def test_a_bad_attribute_of_a_named_account_is_one_sentence_naming_it(attributes, sentence):
+    with pytest.raises(SettingsError) as caught:
+        named(attributes)
+    assert sentence in str(caught.value)
+
+
+def test_yaml_attributes_override_the_environment_for_the_unnamed_account():
+    settings = from_environment({"ZCHAT_TIMEZONE": "America/Manaus", "ZCHAT_CONCURRENCY": "4"}, concurrency=2)
+    assert (settings.timezone, settings.concurrency, settings.lake_uri) == ("America/Manaus", 2, "./data")
+
+
+def test_the_code_location_shows_the_sentence_not_a_component_tree():
+    """One process, as Dagster loads the location: the last line of the error is the project's sentence."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ZCHAT_")}
+    result = subprocess.run([sys.executable, "-c", "from zchat_assets.definitions import defs; defs()"],
+                            env={**environment, "ZCHAT_TIMEZONE": "Mars/Olympus"}, capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode != 0
-    assert sentence in result.stderr.strip().splitlines()[-1]
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        "ZCHAT_TIMEZONE 'Mars/Olympus' is not an IANA time zone: use a name such as America/Sao_Paulo.")
+
+
+def test_the_unnamed_account_may_not_share_a_lake_with_a_named_one(tmp_path):
+    from zchat_assets.assets import build_account_defs
+
+    lake = str(tmp_path)
+    unnamed = build_account_defs(from_environment({"ZCHAT_LAKE_URI": lake}), {})
+    acme = build_account_defs(named({"name": "acme", "lake_uri": lake}), {})
+    globex = build_account_defs(named({"name": "globex", "lake_uri": lake}), {})
+    definitions.check_lakes({**acme.resources, **globex.resources})  # named accounts share a lake fine
+    with pytest.raises(SettingsError, match="The unnamed account .* and account acme both write to"):
+        definitions.check_lakes({**unnamed.resources, **acme.resources})

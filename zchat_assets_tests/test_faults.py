@@ -8,12 +8,11 @@ leave the previous good days in place.
 import dagster as dg
 import pytest
 
-from zchat_assets.assets import asset_checks, daily_assets
 from zchat_assets.lake import Lake
 from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer
 
-from .conftest import TOKEN, fast_api, make_world
+from .conftest import ALL, TOKEN, fast_api, make_world, only
 from .truth import assert_lake_matches, message_ids, protocols
 
 pytestmark = pytest.mark.slow
@@ -43,7 +42,7 @@ def backfill(server, lake_path, **client) -> tuple[dg.ExecuteInProcessResult, st
     resources = {"zchat_api": fast_api(server.url, **{"page_size": 10, "max_retries": 10, **client}),
                  "zchat_lake": ZchatLake(uri=str(lake_path))}
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize([*daily_assets, *asset_checks], resources=resources, tags=RANGE, instance=instance,
+    result = dg.materialize(ALL, resources=resources, tags=RANGE, instance=instance,
                             raise_on_error=False)
     return result, "\n".join(repr(entry) for entry in instance.all_logs(result.run_id))
 

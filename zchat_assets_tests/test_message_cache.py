@@ -1,28 +1,27 @@
 """The message cache: ended conversations are fetched once, ongoing ones again, interrupted runs resume."""
 
-import importlib
 import threading
 
 import dagster as dg
 import pyarrow as pa
 import pytest
 
-from zchat_assets.assets import daily_assets
+from zchat_assets.day_messages import expected_counts
 from zchat_assets.lake import Lake
 from zchat_assets.message_cache import MessageCache
 from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer
 
-from .conftest import DAY, NOW, TOKEN, fast_api, make_world
+from .conftest import DAY, NOW, TOKEN, account_defs, daily_assets, fast_api, make_world, only
 from .truth import message_ids, protocols
 
-FETCH = [a for a in daily_assets if a.key.path[-1] in ("history_expanded", "messages")]
+FETCH = only("history_expanded", "messages")
 HOUR = 3600
 
 
-def fetch(server, lake_path, day, **api) -> dg.ExecuteInProcessResult:
+def fetch(server, lake_path, day, assets=FETCH, **api) -> dg.ExecuteInProcessResult:
     resources = {"zchat_api": fast_api(server.url, **api), "zchat_lake": ZchatLake(uri=str(lake_path))}
-    return dg.materialize(FETCH, resources=resources, partition_key=day, instance=dg.DagsterInstance.ephemeral(),
+    return dg.materialize(assets, resources=resources, partition_key=day, instance=dg.DagsterInstance.ephemeral(),
                           raise_on_error=False)
 
 
@@ -72,9 +71,8 @@ def test_a_conversation_still_ongoing_at_the_first_run_is_fetched_again(tmp_path
     assert sorted(stored) == sorted(message_ids(world, today))
 
 
-def test_a_run_that_dies_part_way_resumes_without_fetching_again_what_it_stored(tmp_path, monkeypatch):
-    module = importlib.import_module("zchat_assets.assets.messages")  # the package exports the asset by that name
-    monkeypatch.setattr(module, "FLUSH_MESSAGES", 100)
+def test_a_run_that_dies_part_way_resumes_without_fetching_again_what_it_stored(tmp_path):
+    small_batches = only("history_expanded", "messages", assets=daily_assets(account_defs(flush_messages=100)))
     app = SandboxApp(make_world(), TOKEN)
     with SandboxServer(app) as server:
         assert fetch(server, tmp_path, DAY).success
@@ -87,12 +85,12 @@ def test_a_run_that_dies_part_way_resumes_without_fetching_again_what_it_stored(
         resources_lake = Lake(str(fresh))
         watcher = threading.Thread(target=_break_at, args=(app, start + int(0.6 * total)), daemon=True)
         watcher.start()
-        broken = fetch(server, fresh, DAY, max_retries=1)
+        broken = fetch(server, fresh, DAY, small_batches, max_retries=1)
         watcher.join()
         assert not broken.success
         assert not resources_lake.exists("messages", DAY)  # nothing half-written
         expanded = resources_lake.read("history_expanded", DAY, columns=["protocol_id", "messages", "end_time"])
-        stored = len(MessageCache(resources_lake, DAY).usable(module.expected_counts(expanded)))
+        stored = len(MessageCache(resources_lake, DAY).usable(expected_counts(expanded)))
         assert stored >= 0.3 * total
         app.faults.clear()
         before = message_requests(app)

@@ -6,13 +6,12 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from zchat_assets.assets import asset_checks, daily_assets
 from zchat_assets.lake import Lake
 from zchat_assets.privacy import Privacy, PrivacyError
 from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer
 
-from .conftest import DAY, TOKEN, fast_api, make_world
+from .conftest import ALL, DAY, TOKEN, fast_api, make_world
 from .truth import interactions
 
 KEY = "a-secret-of-at-least-16-chars"
@@ -21,7 +20,7 @@ KEY = "a-secret-of-at-least-16-chars"
 def materialize(server, lake_path, mode, key=None):
     resources = {"zchat_api": fast_api(server.url),
                  "zchat_lake": ZchatLake(uri=str(lake_path), personal_data=mode, personal_data_key=key)}
-    result = dg.materialize([*daily_assets, *asset_checks], resources=resources, partition_key=DAY,
+    result = dg.materialize(ALL, resources=resources, partition_key=DAY,
                             instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     assert result.success
     return Lake(str(lake_path))

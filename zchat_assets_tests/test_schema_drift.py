@@ -7,19 +7,18 @@ import shutil
 import dagster as dg
 import pytest
 
-from zchat_assets.assets import daily_assets
 from zchat_assets.lake import Lake
 from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer
 
-from .conftest import DAY, TOKEN, fast_api, make_world
+from .conftest import DAY, TOKEN, fast_api, make_world, only
 
 FETCH = ("history", "history_expanded", "messages")
 
 
 def fetch(server, lake_path, names=FETCH) -> dg.ExecuteInProcessResult:
     resources = {"zchat_api": fast_api(server.url), "zchat_lake": ZchatLake(uri=str(lake_path))}
-    assets = [a for a in daily_assets if a.key.path[-1] in names]
+    assets = only(*names)
     return dg.materialize(assets, resources=resources, partition_key=DAY, instance=dg.DagsterInstance.ephemeral(),
                           raise_on_error=False)
 

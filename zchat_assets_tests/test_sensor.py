@@ -6,12 +6,12 @@ import time
 import dagster as dg
 import pytest
 
-from zchat_assets.assets.sensors import ongoing_sensor
-from zchat_assets.definitions import defs
 from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer, World
 
-from .conftest import NOW, TOKEN, fast_api
+from .conftest import DEFS, NOW, TOKEN, fast_api
+
+ONGOING_SENSOR = DEFS.get_repository_def().get_sensor_def("ongoing_sensor")
 
 
 class Clock:
@@ -23,8 +23,8 @@ class Clock:
 
 
 def tick(instance, resources, cursor=None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources, definitions=defs)
-    return ongoing_sensor.evaluate_tick(context)
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources, definitions=DEFS)
+    return ONGOING_SENSOR.evaluate_tick(context)
 
 
 def test_ticks_snapshot_the_queue_and_refresh_days_whose_interactions_ended(tmp_path):

@@ -1,10 +1,11 @@
 """Client for the Zenvia Chat Data API (no Dagster dependency)."""
 
-from .client import REPORT_DATA_TYPES, RequestStats, ZchatClient, parse_retry_after, validate_base_url
+from .client import RequestStats, ZchatClient, parse_retry_after
 from .errors import ApiUnavailableError, AuthError, BadRequestError, ConfigError, ZchatError
 from .redact import redact
+from .settings import ClientSettings, validate_base_url
 
 __all__ = [
-    "REPORT_DATA_TYPES", "ApiUnavailableError", "AuthError", "BadRequestError", "ConfigError",
-    "RequestStats", "ZchatClient", "ZchatError", "parse_retry_after", "redact", "validate_base_url",
+    "ApiUnavailableError", "AuthError", "BadRequestError", "ClientSettings", "ConfigError", "RequestStats",
+    "ZchatClient", "ZchatError", "parse_retry_after", "redact", "validate_base_url",
 ]

@@ -8,7 +8,7 @@ not chained, because their text (and their `__context__`) carries the full URL.
 from __future__ import annotations
 
 import email.utils
-import ipaddress
+import hashlib
 import json
 import logging
 import queue
@@ -18,20 +18,17 @@ import time
 from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from .errors import ApiUnavailableError, AuthError, BadRequestError, ConfigError
 from .redact import install_log_redaction, redact
+from .settings import ClientSettings
 from .throttle import AdaptiveLimit, shared_gate, shared_limiter
+from .vendor import API_PREFIX, REPORT_DATA_TYPES
 
-API_PREFIX = "/api/ms/external"
-MAX_PAGE_SIZE = 10_000
-MAX_CONCURRENCY = 256
-REPORT_DATA_TYPES = ("period", "agent", "department", "channel", "tag")
-TOKEN_HINT = "check ZCHAT_API_TOKEN (generate one in Zenvia Chat under Settings > Integrations > API)"
 
 
 @dataclass
@@ -64,28 +61,6 @@ class _Retry:
     throttled: bool = False
 
 
-def validate_base_url(base_url: str) -> str:
-    """Returns the URL without a trailing slash, or refuses one that would leak the token."""
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ConfigError(f"ZCHAT_BASE_URL {base_url!r} is not an http(s) URL: use e.g. https://zchat.zenvia.io.")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ConfigError(
-            f"ZCHAT_BASE_URL {redact(base_url)!r} uses plain http to a non-local host, which would send the "
-            "token in clear text: use https (plain http is allowed only for 127.0.0.1/localhost)."
-        )
-    return base_url.rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if absent or unreadable."""
     if value is None or not value.strip():
@@ -107,49 +82,31 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 class ZchatClient:
     """One account's view of the API. Thread-safe; close it (or use `with`) to release the pool."""
 
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 60.0,
-        max_retries: int = 6,
-        backoff_seconds: float = 0.5,
-        backoff_max_seconds: float = 30.0,
-        min_retry_after: float = 1.0,
-        max_throttle_waits: int = 30,
-        concurrency: int = 8,
-        rate_limit: float | None = None,
-        page_size: int = MAX_PAGE_SIZE,
-        logger: logging.Logger | None = None,
-    ):
+    def __init__(self, token: str, settings: ClientSettings | None = None, logger: logging.Logger | None = None):
+        settings = settings or ClientSettings()
+        self._token_hint = (f"check {settings.token_env} (generate a token in Zenvia Chat under Settings > "
+                            "Integrations > API)")
         if not token or not token.strip():
-            raise ConfigError(f"No API token was given: {TOKEN_HINT}.")
-        if not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
-            raise ConfigError(f"ZCHAT_CONCURRENCY must be a whole number from 1 to {MAX_CONCURRENCY}, not {concurrency!r}.")
-        if rate_limit is not None and not rate_limit > 0:
-            raise ConfigError(f"ZCHAT_RATE_LIMIT must be a positive number of requests per second, not {rate_limit!r}.")
-        if not 1 <= page_size <= MAX_PAGE_SIZE:
-            raise ConfigError(f"The page size must be from 1 to {MAX_PAGE_SIZE}, not {page_size!r}.")
-        if max_retries < 0 or connect_timeout <= 0 or read_timeout <= 0:
-            raise ConfigError("Timeouts must be positive and max_retries zero or more.")
-        self.base_url = validate_base_url(base_url)
+            raise ConfigError(f"No API token was given: {self._token_hint}.")
+        self.base_url = settings.base_url
         self._token = token.strip()
-        self._timeout = (connect_timeout, read_timeout)
-        self._max_retries = max_retries
-        self._backoff = (backoff_seconds, backoff_max_seconds)
-        self._min_retry_after = min_retry_after
-        self._max_throttle_waits = max_throttle_waits
-        self.concurrency = concurrency
-        self.page_size = page_size
+        self._timeout = (settings.connect_timeout, settings.read_timeout)
+        self._max_retries = settings.max_retries
+        self._backoff = (settings.backoff_seconds, settings.backoff_max_seconds)
+        self._min_retry_after = settings.min_retry_after
+        self._max_throttle_waits = settings.max_throttle_waits
+        self.concurrency = settings.concurrency
+        self.page_size = settings.page_size
         self._log = logger or logging.getLogger("zchat_assets.api")
-        self._in_flight = AdaptiveLimit(concurrency)
-        self._limiter = shared_limiter(self.base_url, rate_limit)
-        self._gate = shared_gate(self.base_url)
+        self._in_flight = AdaptiveLimit(settings.concurrency)
+        # The account's budget and 429 pause are shared by every client of the same account (token) in
+        # this process, and by no other account.
+        account = (self.base_url, hashlib.sha256(self._token.encode()).hexdigest())
+        self._limiter = shared_limiter(account, settings.rate_limit)
+        self._gate = shared_gate(account)
         self.stats = RequestStats()
         self._session = requests.Session()
-        self._adapter = HTTPAdapter(pool_connections=1, pool_maxsize=concurrency, max_retries=0)
+        self._adapter = HTTPAdapter(pool_connections=1, pool_maxsize=settings.concurrency, max_retries=0)
         self._session.mount("https://", self._adapter)
         self._session.mount("http://", self._adapter)
         self._session.headers["Accept"] = "application/json"
@@ -289,7 +246,7 @@ class ZchatClient:
             if give_up:
                 raise ApiUnavailableError(
                     f"{label} still failed after {failures + throttles} attempts (last: {outcome.reason}); "
-                    "the API may be down or overloaded: try again later, or lower ZCHAT_CONCURRENCY."
+                    "the API may be down or overloaded: try again later, or lower the concurrency."
                 )
             delay = self._delay(outcome, failures)
             self.stats.add(retries=1)
@@ -327,7 +284,7 @@ class ZchatClient:
         label = _label(path, params)
         api_error = self._clean(_error_text(body, content))
         if status in (401, 403):
-            raise AuthError(f"The Zenvia Chat API rejected the token (HTTP {status}) on {label}: {TOKEN_HINT}.")
+            raise AuthError(f"The Zenvia Chat API rejected the token (HTTP {status}) on {label}: {self._token_hint}.")
         if status == 429:
             wait_s = parse_retry_after(response.headers.get("Retry-After"))
             return _Retry(f"HTTP 429 (rate limited{': ' + api_error if api_error else ''})", wait_s, throttled=True)

@@ -6,18 +6,23 @@ debug logs, and the token travels as `?token=`. Everything the client reports pa
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from urllib.parse import quote, quote_plus
 
 MASK = "***"
 _TOKEN_PARAM = re.compile(r"(?i)(token=)[^&\s'\"<>#]+")
 
 
 def redact(text: str, secret: str | None = None) -> str:
-    """Masks any `token=` query parameter and every occurrence of `secret` in `text`."""
+    """Masks any `token=` query parameter, and every occurrence of `secret` in `text` as written, as a
+    URL encodes it, and as JSON escapes it."""
     text = _TOKEN_PARAM.sub(r"\g<1>" + MASK, str(text))
     if secret:
-        text = text.replace(secret, MASK)
+        for form in sorted({secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]}, key=len,
+                           reverse=True):
+            text = text.replace(form, MASK)
     return text
 
 

@@ -54,14 +54,16 @@ class PauseGate:
 
 
 @cache
-def shared_limiter(base_url: str, rate: float | None) -> RateLimiter:
-    """One limiter per API root and rate in this process, shared by every client (steps, sensor)."""
+def shared_limiter(account: tuple[str, str], rate: float | None) -> RateLimiter:
+    """One limiter per account (API root, token digest) and rate in this process, shared by every
+    client of that account (steps, sensor)."""
     return RateLimiter(rate)
 
 
 @cache
-def shared_gate(base_url: str) -> PauseGate:
-    """One 429 pause per API root in this process: the account's limit is the account's, not a client's."""
+def shared_gate(account: tuple[str, str]) -> PauseGate:
+    """One 429 pause per account in this process: the account's limit is the account's, not a client's,
+    and one account's 429s never pause another's requests."""
     return PauseGate()
 
 

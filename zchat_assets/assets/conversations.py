@@ -3,16 +3,15 @@
 from collections import defaultdict
 
 import pyarrow as pa
-from dagster import AssetCheckSpec, AssetExecutionContext, AssetKey, asset
+from dagster import AssetCheckSpec, AssetExecutionContext, AssetsDefinition, asset
 
-from ..resources import ZchatLake
+from ..quality import unique_ids
 from ..schemas import CONVERSATION_FIGURES, MESSAGE_ITEM, dataset_schema
-from .daily import DayOutcome, run_days
-from .history import protocol_check
+from .account import Account
+from .days import DayOutcome, run_days
 from .metadata import partition_metadata
-from .partitions import backfill_policy, daily_partitions
 
-KEY = ["zchat", "conversations"]
+CODE_VERSION = "1"
 ITEM_FIELDS = [f.name for f in MESSAGE_ITEM]
 AUTHORS = ("CUSTOMER", "AGENT", "BOT", "SYSTEM")
 PREVIEW = ["protocol_id", "media", "current_state", "message_count", "first_agent_reply_seconds", "conversation_seconds"]
@@ -57,22 +56,26 @@ def join(expanded: pa.Table, messages: pa.Table) -> pa.Table:
     return pa.table(columns, schema=schema)
 
 
-@asset(
-    key=KEY, group_name="history", partitions_def=daily_partitions,
-    backfill_policy=backfill_policy, kinds={"parquet"},
-    deps=[AssetKey(["zchat", "history_expanded"]), AssetKey(["zchat", "messages"])],
-    description="One row per interaction: the expanded history record, its messages nested in time order, and "
-                "derived figures (messages per author type, first customer message, first agent reply).",
-    check_specs=[AssetCheckSpec("protocol_id_unique", asset=KEY, description="One row per protocol.")],
-)
-def conversations(context: AssetExecutionContext, zchat_lake: ZchatLake):
-    lake = zchat_lake.open()
+def conversations_asset(account: Account) -> AssetsDefinition:
+    key = account.key("conversations")
 
-    def produce(day) -> DayOutcome:
-        table = join(lake.read("history_expanded", day.key, schema=dataset_schema("history_expanded")),
-                     lake.read("messages", day.key, schema=dataset_schema("messages")))
-        written = lake.write_partition("conversations", day.key, table)
-        return DayOutcome(partition_metadata("conversations", written, table, PREVIEW),
-                          {"protocol_id_unique": protocol_check(table.column("protocol_id").to_pylist())})
+    @asset(
+        **account.asset_args("conversations", "history", calls_api=False), code_version=CODE_VERSION,
+        deps=[account.key("history_expanded"), account.key("messages")],
+        description="One row per interaction: the expanded history record, its messages nested in time order, and "
+                    "derived figures (messages per author type, first customer message, first agent reply).",
+        check_specs=[AssetCheckSpec("protocol_id_unique", asset=key, description="One row per protocol.")],
+    )
+    def conversations(context: AssetExecutionContext):
+        lake = account.lake(context)
 
-    yield from run_days(context, produce)
+        def produce(day) -> DayOutcome:
+            table = join(lake.read("history_expanded", day.key, schema=dataset_schema("history_expanded")),
+                         lake.read("messages", day.key, schema=dataset_schema("messages")))
+            written = lake.write_partition("conversations", day.key, table)
+            return DayOutcome(partition_metadata("conversations", written, table, PREVIEW),
+                              {"protocol_id_unique": unique_ids(table.column("protocol_id"), "protocol_id")})
+
+        yield from run_days(context, account, produce)
+
+    return conversations

@@ -53,8 +53,7 @@ class ApiMeter:
         return out
 
 
-def partition_metadata(dataset: str, written: WrittenPartition, sample: pa.Table, preview_columns: list[str],
-                       api: dict | None = None) -> dict:
+def partition_metadata(dataset: str, written: WrittenPartition, sample: pa.Table, preview_columns: list[str]) -> dict:
     return {
         "dagster/row_count": written.rows,
         "dagster/column_schema": table_schema(dataset),
@@ -62,5 +61,4 @@ def partition_metadata(dataset: str, written: WrittenPartition, sample: pa.Table
         "files": written.files,
         "bytes": written.bytes,
         "preview": preview(sample, preview_columns),
-        **(api or {}),
     }

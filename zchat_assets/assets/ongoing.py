@@ -8,19 +8,22 @@ from datetime import datetime
 import pyarrow as pa
 from dagster import AssetSpec
 
-from ..schemas import ONGOING_STATES_SHOWN, to_table
-
-KEY = ["zchat", "ongoing"]
-
-ongoing = AssetSpec(
-    key=KEY, group_name="monitoring", kinds={"api", "parquet"},
-    description="Interactions in progress (queue, ringing, talking, pending), one file per poll of the ongoing "
-                "endpoint by `ongoing_sensor`, with the poll time in `polled_at`.",
-)
+from ..api.vendor import ONGOING_STATES
+from ..privacy import Privacy
+from ..schemas import to_table
+from .account import Account
 
 
-def snapshot_table(records: list[dict], polled_at: datetime) -> pa.Table:
-    table = to_table(records, "ongoing", {"polled_at": polled_at})
+def ongoing_spec(account: Account) -> AssetSpec:
+    return AssetSpec(
+        key=account.key("ongoing"), group_name=account.group("monitoring"), kinds={"api", "parquet"},
+        description="Interactions in progress (queue, ringing, talking, pending), one file per poll of the ongoing "
+                    f"endpoint by `{account.named('ongoing_sensor')}`, with the poll time in `polled_at`.",
+    )
+
+
+def snapshot_table(records: list[dict], polled_at: datetime, privacy: Privacy | None = None) -> pa.Table:
+    table = to_table(records, "ongoing", {"polled_at": polled_at}, privacy)
     since = table.column("current_state_time").to_pylist()
     seconds = [None if s is None else max(0, int((polled_at - s).total_seconds())) for s in since]
     return table.set_column(table.schema.get_field_index("state_seconds"), "state_seconds",
@@ -36,7 +39,7 @@ def queue_figures(table: pa.Table) -> dict:
               if a and status == "ONLINE"}
     return {
         "ongoing_total": table.num_rows,
-        **{f"state_{s.lower()}": states.get(s, 0) for s in sorted(set(ONGOING_STATES_SHOWN) | set(states))},
+        **{f"state_{s.lower()}": states.get(s, 0) for s in sorted(set(ONGOING_STATES) | set(states))},
         "oldest_queue_wait_seconds": max(waits, default=0),
         "sla_overdue": sum(1 for v in table.column("sla_overdue").to_pylist() if v),
         "agents_online": len(agents),

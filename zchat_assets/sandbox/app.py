@@ -61,22 +61,37 @@ class Stats:
     faults: dict = field(default_factory=dict)
     unauthorized: int = 0
     max_per_second: int = 0  # most requests that arrived within any one-second window
+    by_account: dict = field(default_factory=dict)  # account number -> {requests, max_per_second}
     _recent: deque = field(default_factory=deque, repr=False)
+    _recent_by_account: dict = field(default_factory=dict, repr=False)
 
     def arrived(self) -> None:
-        now = time.monotonic()
         self.requests += 1
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        self._recent.append(now)
-        while self._recent[0] <= now - 1.0:
-            self._recent.popleft()
-        self.max_per_second = max(self.max_per_second, len(self._recent))
+        self.max_per_second = max(self.max_per_second, _count_last_second(self._recent))
+
+    def account_arrived(self, account: int) -> None:
+        """A request with a valid token, counted for its account."""
+        figures = self.by_account.setdefault(str(account), {"requests": 0, "max_per_second": 0})
+        figures["requests"] += 1
+        recent = self._recent_by_account.setdefault(account, deque())
+        figures["max_per_second"] = max(figures["max_per_second"], _count_last_second(recent))
 
     def as_dict(self) -> dict:
         return {"requests": self.requests, "in_flight": self.in_flight, "max_in_flight": self.max_in_flight,
                 "max_per_second": self.max_per_second, "by_endpoint": dict(self.by_endpoint),
-                "faults": dict(self.faults), "unauthorized": self.unauthorized}
+                "faults": dict(self.faults), "unauthorized": self.unauthorized,
+                "by_account": {k: dict(v) for k, v in self.by_account.items()}}
+
+
+def _count_last_second(recent: deque) -> int:
+    """Records an arrival now and returns how many arrived within the last second."""
+    now = time.monotonic()
+    recent.append(now)
+    while recent[0] <= now - 1.0:
+        recent.popleft()
+    return len(recent)
 
 
 class SandboxApp:
@@ -85,9 +100,11 @@ class SandboxApp:
     def __init__(self, world: World, token: str, *, latency: float = 0.0, jitter: float = 0.0,
                  faults: dict[str, float] | None = None, max_in_flight: int | None = None,
                  retry_after: float = 1.0, slow_seconds: float = 3.0, drift: int = 7, fault_seed: int = 1,
-                 schema_changes: tuple[str, ...] = ()):
+                 schema_changes: tuple[str, ...] = (), more_accounts: dict[str, World] | None = None):
+        """`world` is served to `token`; `more_accounts` maps further tokens to worlds of their own."""
         self.views = Views(world)
         self.token = token
+        self.more_accounts = {t: Views(w) for t, w in (more_accounts or {}).items()}
         self.latency, self.jitter = latency, jitter
         self.faults = dict(faults or {})
         self.max_in_flight = max_in_flight
@@ -136,14 +153,16 @@ class SandboxApp:
                                     {"Retry-After": _seconds(self.retry_after)})
         if self.latency or self.jitter:
             await asyncio.sleep(self.latency + random.uniform(0, self.jitter))
-        if query.get("token") != self.token:
+        views = self.views if query.get("token") == self.token else self.more_accounts.get(query.get("token"))
+        if views is None:
             self.stats.unauthorized += 1
             return await _send_json(send, 401, _error(401, "Invalid or missing token"))
+        self.stats.account_arrived(views.world.account)
         fault = self._draw_fault(query)
         if fault and await self._inject(fault, send):
             return
         try:
-            data = self._answer(endpoint, path, query, drift=self._drift(query, fault))
+            data = self._answer(views, endpoint, path, query, drift=self._drift(query, fault))
         except ApiProblem as problem:
             return await _send_json(send, problem.status, _error(problem.status, str(problem)))
         if self.schema_changes and endpoint != "reports":
@@ -155,15 +174,16 @@ class SandboxApp:
             body = body[: max(1, len(body) // 2)]
         await _send_raw(send, 200, body)
 
-    def _answer(self, endpoint: str, path: str, query: dict, drift: int) -> list:
+    @staticmethod
+    def _answer(views: Views, endpoint: str, path: str, query: dict, drift: int) -> list:
         if endpoint == "reports":
-            return self.views.report(query)
+            return views.report(query)
         if endpoint in ("history", "history/expanded"):
-            return self.views.history(query, expanded=endpoint != "history", shift=drift)
+            return views.history(query, expanded=endpoint != "history", shift=drift)
         if endpoint == "messages":
-            return self.views.messages(path[len(PREFIX) + len("history/"): -len("/messages")])
+            return views.messages(path[len(PREFIX) + len("history/"): -len("/messages")])
         if endpoint == "ongoing":
-            return self.views.ongoing(query, shift=drift)
+            return views.ongoing(query, shift=drift)
         raise ApiProblem(404, f"Unknown path {path}")
 
     def _drift(self, query: dict, fault: str | None) -> int:

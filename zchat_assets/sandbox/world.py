@@ -20,6 +20,7 @@ from . import names
 
 EPOCH_DAY = date(2000, 1, 1)
 PROTOCOLS_PER_DAY = 1_000_000
+PROTOCOLS_PER_ACCOUNT = 100_000 * PROTOCOLS_PER_DAY  # an account's protocols never meet another's
 CHANNELS = ("PHONE", "PHONE_CONF", "WHATSAPP", "FACEBOOK", "EMAIL", "SMS", "TELEGRAM", "TEXT", "MELI_QST", "MELI_MSG")
 CHANNEL_WEIGHTS = (10, 1, 45, 6, 8, 3, 3, 14, 5, 5)
 VOICE = ("PHONE", "PHONE_CONF")
@@ -86,10 +87,11 @@ class World:
     """Generates and caches days; every method is safe to call from several threads."""
 
     def __init__(self, seed: int = 7, scale: int = 200, tz: str = "America/Sao_Paulo",
-                 now: Callable[[], float] | None = None, cache_days: int = 16):
+                 now: Callable[[], float] | None = None, cache_days: int = 16, account: int = 0):
         if not 0 <= scale < PROTOCOLS_PER_DAY:
             raise ValueError(f"scale must be from 0 to {PROTOCOLS_PER_DAY - 1} interactions per day")
         self.seed, self.scale, self.tz = seed, scale, ZoneInfo(tz)
+        self.account = account  # the sandbox serves one world per token; protocols carry the account
         self.tz_name = tz
         self._now = now or (lambda: datetime.now(timezone.utc).timestamp())
         self._cache: OrderedDict[date, list[Interaction]] = OrderedDict()
@@ -116,8 +118,9 @@ class World:
         return generated
 
     def interaction(self, protocol: int) -> Interaction | None:
+        account, protocol = divmod(protocol, PROTOCOLS_PER_ACCOUNT)
         ordinal, index = divmod(protocol, PROTOCOLS_PER_DAY)
-        if index < 1 or index > self.scale or ordinal < 0:
+        if account != self.account or index < 1 or index > self.scale or ordinal < 0:
             return None
         return self.day(EPOCH_DAY + timedelta(days=ordinal))[index - 1]
 
@@ -152,7 +155,7 @@ class World:
         length = day_end - day_start + 1
         hours = rng.choices(range(24), HOUR_WEIGHTS, k=self.scale)
         offsets = sorted(min(h * 3600 + rng.randrange(3600), length - 1) for h in hours)
-        base = (local_day - EPOCH_DAY).days * PROTOCOLS_PER_DAY
+        base = self.account * PROTOCOLS_PER_ACCOUNT + (local_day - EPOCH_DAY).days * PROTOCOLS_PER_DAY
         return [self._interaction(rng, base + i + 1, day_start + off) for i, off in enumerate(offsets)]
 
     def _interaction(self, rng: random.Random, protocol: int, created: int) -> Interaction:

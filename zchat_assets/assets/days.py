@@ -5,6 +5,9 @@ Dagster copies a ranged run's `MaterializeResult` metadata onto every day, so fo
 yields a summary result first and then one `AssetMaterialization` per day with that day's own
 figures, which makes each day's latest event the right one. If a day fails, the days already written
 are still recorded before the error propagates.
+
+`api_days` is the same for assets that call the API: it opens the account's lake (probed before any
+request) and client, and adds each day's request figures to that day's metadata.
 """
 
 from __future__ import annotations
@@ -15,13 +18,12 @@ from dataclasses import dataclass, field
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, AssetMaterialization, MaterializeResult
 
-from .partitions import Day, day_window
-
-
-@dataclass
-class Check:
-    passed: bool
-    detail: str = ""
+from ..api import ZchatClient
+from ..lake import Lake
+from ..quality import Check
+from .account import Account
+from .metadata import ApiMeter
+from .partitions import Day
 
 
 @dataclass
@@ -30,9 +32,25 @@ class DayOutcome:
     checks: dict[str, Check] = field(default_factory=dict)
 
 
-def run_days(context: AssetExecutionContext, produce: Callable[[Day], DayOutcome],
+def api_days(context: AssetExecutionContext, account: Account,
+             produce: Callable[[Day, ZchatClient, Lake], DayOutcome],
              severities: dict[str, AssetCheckSeverity] | None = None) -> Iterator:
-    days = [day_window(key) for key in context.partition_keys]
+    lake = account.lake(context)
+    with account.api(context).open_client(context.log) as client:
+        meter = ApiMeter(client)
+
+        def metered(day: Day) -> DayOutcome:
+            meter.start()
+            outcome = produce(day, client, lake)
+            outcome.metadata.update(meter.figures())
+            return outcome
+
+        yield from run_days(context, account, metered, severities)
+
+
+def run_days(context: AssetExecutionContext, account: Account, produce: Callable[[Day], DayOutcome],
+             severities: dict[str, AssetCheckSeverity] | None = None) -> Iterator:
+    days = account.days(context)
     done: list[tuple[Day, DayOutcome]] = []
     try:
         for day in days:

@@ -1,0 +1,110 @@
+"""How one account appears in Dagster: asset keys, groups, resource keys, pool and names, partitions.
+
+The unnamed account (the single-account setup) keeps the keys and names zchat-assets always had
+(`zchat/history`, `daily_job`, resources `zchat_api` and `zchat_lake`); a named account `acme` gets
+`zchat/acme/history`, `acme_daily_job`, `zchat_api_acme`, one group `acme` and a pool of its own, so
+several accounts live side by side in one code location and never share a budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+
+from dagster import (AssetExecutionContext, AssetKey, AutomationCondition, BackfillPolicy, DailyPartitionsDefinition,
+                     EnvVar, FreshnessPolicy)
+
+from ..api.settings import ClientSettings
+from ..lake import Lake
+from ..resources import ZchatApi, ZchatLake
+from ..settings import AccountSettings
+from .partitions import Day, day_window
+
+# Several days per run: a backfill of a month is one run per asset step, not thirty.
+BACKFILL_POLICY = BackfillPolicy.single_run()
+NIGHTLY_CRON = "0 1 * * *"  # yesterday, every night
+LOOKBACK_CRON = "30 4 * * *"  # the look-back days, later the same night
+
+
+class Account:
+    def __init__(self, settings: AccountSettings):
+        self.settings = settings
+        self.name = settings.name
+        self.partitions = DailyPartitionsDefinition(start_date=settings.start_date, timezone=settings.timezone)
+        self.api_key = self._suffixed("zchat_api")
+        self.lake_key = self._suffixed("zchat_lake")
+        self.pool = self.api_key
+
+    def _suffixed(self, base: str) -> str:
+        return f"{base}_{self.name}" if self.name else base
+
+    def named(self, base: str) -> str:
+        """A job, schedule or sensor name of this account."""
+        return f"{self.name}_{base}" if self.name else base
+
+    def key(self, dataset: str) -> AssetKey:
+        return AssetKey(["zchat", self.name, dataset] if self.name else ["zchat", dataset])
+
+    def group(self, family: str) -> str:
+        """One group per named account; the unnamed account keeps its groups by family."""
+        return self.name or family
+
+    def has(self, dataset: str) -> bool:
+        return dataset in self.settings.datasets
+
+    def asset_args(self, dataset: str, family: str, *, calls_api: bool = True) -> dict:
+        """What every daily asset of the account has in common, for `@asset`."""
+        return dict(
+            key=self.key(dataset), group_name=self.group(family), partitions_def=self.partitions,
+            backfill_policy=BACKFILL_POLICY, freshness_policy=self.freshness,
+            kinds={"api", "parquet"} if calls_api else {"parquet"},
+            pool=self.pool if calls_api else None,
+            required_resource_keys={self.api_key, self.lake_key} if calls_api else {self.lake_key},
+            automation_condition=self.api_condition() if calls_api else self.downstream_condition(),
+        )
+
+    def api_condition(self) -> AutomationCondition:
+        """Yesterday after 01:00, and the look-back days before it after 04:30, in the account's time zone:
+        interactions created on a day often end days later."""
+        tz = self.settings.timezone
+        lookback = (AutomationCondition.in_latest_time_window(timedelta(days=self.settings.lookback_days + 1))
+                    & ~AutomationCondition.in_latest_time_window()
+                    & AutomationCondition.cron_tick_passed(LOOKBACK_CRON, tz).since_last_handled()
+                    & ~AutomationCondition.in_progress())
+        nightly = AutomationCondition.on_cron(NIGHTLY_CRON, tz)
+        return (nightly | lookback.with_label(f"look-back of {self.settings.lookback_days} days on cron "
+                                              f"'{LOOKBACK_CRON}' ({tz})"))
+
+    def downstream_condition(self) -> AutomationCondition:
+        """Eager, over the same days as the look-back: rebuilt whenever its inputs change."""
+        window = timedelta(days=self.settings.lookback_days + 1)
+        return AutomationCondition.eager().replace(AutomationCondition.in_latest_time_window(),
+                                                   AutomationCondition.in_latest_time_window(window))
+
+    @property
+    def freshness(self) -> FreshnessPolicy:
+        """Yesterday is expected by 06:00 in the account's time zone (the nightly run starts at 01:00)."""
+        return FreshnessPolicy.cron(deadline_cron="0 6 * * *", lower_bound_delta=timedelta(hours=6),
+                                    timezone=self.settings.timezone)
+
+    def resources(self, environ: Mapping[str, str]) -> dict:
+        """The account's resources; secrets go in as `EnvVar`s, so only their names reach the UI."""
+        self.settings.privacy(environ)  # a missing or short hashing secret stops the load, in one sentence
+        client = {name: getattr(self.settings, name) for name in ClientSettings.model_fields}
+        key_env = self.settings.personal_data_key_env
+        return {
+            self.api_key: ZchatApi(token=EnvVar(self.settings.token_env), **client),
+            self.lake_key: ZchatLake(uri=self.settings.lake_uri, account=self.name,
+                                     personal_data=self.settings.personal_data, personal_data_key_env=key_env,
+                                     personal_data_key=EnvVar(key_env) if environ.get(key_env) else None),
+        }
+
+    def api(self, context) -> ZchatApi:
+        return getattr(context.resources, self.api_key)
+
+    def lake(self, context) -> Lake:
+        """The account's lake, probed first so that a bad URI fails before any API request."""
+        return getattr(context.resources, self.lake_key).open()
+
+    def days(self, context: AssetExecutionContext) -> list[Day]:
+        return [day_window(key, self.settings.timezone) for key in context.partition_keys]

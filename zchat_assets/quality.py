@@ -1,0 +1,56 @@
+"""Data-quality checks of one day, as pure functions of what was fetched or written.
+
+Assets turn each `Check` into a Dagster asset check result; the rules live here so they can be read
+and tested without Dagster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .api.vendor import REPORT_ADDITIVE
+
+
+@dataclass(frozen=True)
+class Check:
+    passed: bool
+    detail: str = ""
+
+
+def unique_ids(ids: pa.ChunkedArray | pa.Array, what: str) -> Check:
+    """Every row has an id and none appears twice."""
+    nulls = ids.null_count
+    duplicates = len(ids) - nulls - pc.count_distinct(ids).as_py()
+    return Check(not nulls and not duplicates, f"{nulls} null and {duplicates} duplicate {what}")
+
+
+def report_total(table: pa.Table, multi_label: bool) -> Check:
+    """The `Total` line equals the sum of the other lines for every additive counter.
+
+    By tag, one interaction with two tags counts in both lines, so there the sum may exceed the
+    total, but no line may exceed it."""
+    is_total = table.column("is_total")
+    totals, lines = table.filter(is_total), table.filter(pc.invert(is_total))
+    if totals.num_rows != 1:
+        return Check(False, f"expected one Total line, found {totals.num_rows}")
+    wrong = []
+    for name in REPORT_ADDITIVE:
+        total = totals.column(name)[0].as_py() or 0
+        values = [v or 0 for v in lines.column(name).to_pylist()]
+        ok = (sum(values) >= total and all(v <= total for v in values)) if multi_label else sum(values) == total
+        if not ok:
+            wrong.append(f"{name}: Total {total}, lines add up to {sum(values)}")
+    return Check(not wrong, "; ".join(wrong))
+
+
+def messages_complete(expected: dict[str, int | None], fetched: dict[str, int]) -> Check:
+    """Every protocol fetched; for finished interactions, as many messages as the expanded record says."""
+    missing = [p for p in expected if p not in fetched]
+    wrong = [f"{p} ({fetched[p]} != {n})" for p, n in expected.items() if n is not None and p in fetched and fetched[p] != n]
+    if not missing and not wrong:
+        return Check(True)
+    return Check(False, f"{len(missing)} protocols not fetched {missing[:5]}; {len(wrong)} with a different "
+                        f"message count {wrong[:5]}")
