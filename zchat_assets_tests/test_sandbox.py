@@ -115,3 +115,28 @@ def test_offsets():
     assert parse_offset("-0300").utcoffset(None).total_seconds() == -3 * 3600
     with pytest.raises(ApiProblem):
         parse_offset("+25:00")
+
+
+def test_the_sandbox_keeps_its_own_copy_of_the_vendor_constants_and_they_agree():
+    from zchat_assets.api import vendor
+    from zchat_assets.sandbox import app, views, world
+
+    assert app.PREFIX == vendor.API_PREFIX + "/"
+    assert views.REPORT_TYPES == vendor.REPORT_DATA_TYPES and views.ADDITIVE == vendor.REPORT_ADDITIVE
+    assert views.MAX_LIMIT == vendor.MAX_PAGE_SIZE
+    assert (world.CHANNELS, world.FINAL_STATES, world.ONGOING_STATES) == \
+        (vendor.CHANNELS, vendor.FINAL_STATES, vendor.ONGOING_STATES)
+
+
+def test_each_token_is_an_account_with_its_own_world(tmp_path):
+    from zchat_assets.sandbox import SandboxApp, SandboxServer, World
+
+    other = World(seed=99, scale=30, account=1)
+    with SandboxServer(SandboxApp(make_world(), TOKEN, more_accounts={"other-token": other})) as server:
+        mine = requests.get(f"{server.url}{API}/history", params={"token": TOKEN, "limit": 5}).json()["data"]
+        theirs = requests.get(f"{server.url}{API}/history", params={"token": "other-token", "limit": 5}).json()["data"]
+        crossed = requests.get(f"{server.url}{API}/history/{theirs[0]['id']}/messages", params={"token": TOKEN})
+        stats = requests.get(f"{server.url}/_sandbox/stats").json()
+    assert mine and theirs and not {r["id"] for r in mine} & {r["id"] for r in theirs}
+    assert crossed.status_code == 404  # one account cannot read another's conversations
+    assert stats["by_account"] == {"0": {"requests": 2, "max_per_second": 2}, "1": {"requests": 1, "max_per_second": 1}}

@@ -61,3 +61,31 @@ def test_every_dataset_has_snake_case_columns_and_a_description():
 def test_readme_data_dictionary_is_generated_from_the_schemas():
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     assert schemas.markdown_dictionary().strip() in readme, "regenerate it: zchat-assets docs"
+
+
+@pytest.mark.parametrize("coerce,value,expected", [
+    (schemas.to_str, "", None), (schemas.to_str, True, "true"), (schemas.to_str, 12.0, "12"),
+    (schemas.to_str, ["a", "", None, "b"], "a, b"), (schemas.to_str, {"k": "é"}, '{"k": "é"}'),
+    (schemas.to_int, "12", 12), (schemas.to_int, " 12.0 ", 12), (schemas.to_int, 12.4, 12), (schemas.to_int, True, 1),
+    (schemas.to_int, "", None), (schemas.to_float, "1.5", 1.5), (schemas.to_float, 2, 2.0),
+    (schemas.to_bool, "TRUE", True), (schemas.to_bool, 0, False), (schemas.to_bool, "", None),
+    (schemas.to_str_list, "x", ["x"]), (schemas.to_str_list, ["x", ""], ["x"]), (schemas.to_str_list, "", []),
+    (schemas.to_tags, [{"id": 1, "name": "VIP"}, "loose"], [{"id": "1", "name": "VIP"}, {"id": None, "name": "loose"}]),
+])
+def test_coercers(coerce, value, expected):
+    assert coerce(value) == expected
+
+
+@pytest.mark.parametrize("coerce,value", [
+    (schemas.to_int, "twelve"), (schemas.to_int, [1]), (schemas.to_float, "n/a"), (schemas.to_bool, "yes"),
+    (schemas.to_bool, 2), (schemas.to_ts, "tomorrow"), (schemas.to_ts, [1]), (schemas.to_tags, "VIP"),
+])
+def test_coercers_refuse_what_they_would_have_to_guess(coerce, value):
+    with pytest.raises(SchemaError):
+        coerce(value)
+
+
+def test_the_report_counters_are_the_vendors_additive_ones():
+    from zchat_assets.api.vendor import REPORT_ADDITIVE
+
+    assert tuple(schemas.REPORT_COUNTERS) == REPORT_ADDITIVE

@@ -2,10 +2,12 @@
 
 import json
 import time
+from datetime import datetime, timezone
 
 import dagster as dg
 import pytest
 
+from zchat_assets.assets.sensors import ended_days, load_cursor
 from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer, World
 
@@ -98,3 +100,22 @@ def test_thousands_ongoing_then_an_outage_then_a_good_tick_that_carries_on(tmp_p
         app.faults.clear()
         back = tick(instance, resources, first.cursor)
     assert back.run_requests and back.cursor != first.cursor  # what ended during the outage is refreshed
+
+
+@pytest.mark.parametrize("previous,current,days", [
+    ({}, set(), set()),
+    ({"1": datetime(2026, 11, 18, 12, tzinfo=timezone.utc)}, {"1"}, set()),  # still ongoing
+    ({"1": datetime(2026, 11, 18, 12, tzinfo=timezone.utc)}, set(), {"2026-11-18"}),
+    ({"1": datetime(2026, 11, 19, 2, tzinfo=timezone.utc),  # 23:00 the day before, in São Paulo
+      "2": datetime(2026, 11, 19, 4, tzinfo=timezone.utc)}, {"3"}, {"2026-11-18", "2026-11-19"}),
+])
+def test_the_days_to_refresh_are_those_of_interactions_that_left_the_queue(previous, current, days):
+    assert ended_days(previous, current, "America/Sao_Paulo") == days
+
+
+@pytest.mark.parametrize("raw,cursor", [
+    (None, {"last": None, "pending": {}, "requested": {}}),
+    ('{"last": "ongoing/x.parquet"}', {"last": "ongoing/x.parquet", "pending": {}, "requested": {}}),
+])
+def test_cursor(raw, cursor):
+    assert load_cursor(raw) == cursor
