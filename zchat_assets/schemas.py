@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .api.vendor import ONGOING_STATES, REPORT_DATA_TYPES
+from .api.vendor import REPORT_DATA_TYPES
 from .privacy import Privacy
 
 TS = pa.timestamp("us", tz="UTC")

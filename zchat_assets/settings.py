@@ -16,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from .api.redact import redact
 from .api.settings import ClientSettings
+from . import schemas
 from .privacy import MODES, Privacy
 
-DATASETS = ("report_by_period", "report_by_agent", "report_by_department", "report_by_channel", "report_by_tag",
-            "history", "history_expanded", "messages", "conversations", "ongoing")
+DATASETS = tuple(schemas.DATASETS)
 NEEDS = {"messages": ("history_expanded",), "conversations": ("history_expanded", "messages")}
 DEFAULT_KEY_ENV = "ZCHAT_PERSONAL_DATA_KEY"
 # The variable of each attribute of the unnamed account (the single-account setup).

@@ -15,10 +15,10 @@ from dagster import (AssetSelection, AutomationConditionSensorDefinition, Defaul
                      RunRequest, ScheduleDefinition, ScheduleEvaluationContext, build_schedule_from_partitioned_job,
                      define_asset_job, schedule)
 
+from ..settings import DATASETS
 from .account import LOOKBACK_CRON, Account
 
-DAILY = ("report_by_period", "report_by_agent", "report_by_department", "report_by_channel", "report_by_tag",
-         "history", "history_expanded", "messages", "conversations")
+DAILY = tuple(d for d in DATASETS if d != "ongoing")  # ongoing is polled by its sensor, not partitioned
 REFRESHED_ON_END = ("history", "history_expanded", "messages", "conversations")
 
 
