@@ -53,7 +53,13 @@ class DayMessages:
         self._replace = self._lake.replace_partition(DATASET, self._day, dataset_schema(DATASET))
         self._writer = self._replace.__enter__()
         for chunk, protocols in self._cache.by_chunk(self.cached).items():
-            self._writer.write(self._cache.read(chunk, protocols))
+            table = self._cache.read(chunk, protocols)
+            if table is None:  # pruned meanwhile by another run of the same day: fetch those again
+                for protocol in protocols:
+                    del self.cached[protocol], self.fetched[protocol]
+                self.to_fetch.extend(sorted(protocols))
+            else:
+                self._writer.write(table)
         return self
 
     def add(self, protocol_id: str, items: list[dict]) -> None:
@@ -67,6 +73,7 @@ class DayMessages:
         if kind is None:
             try:
                 self._flush()
+                ids = self._writer.read(["message_id"]).column("message_id")  # the staged day, as it will be
             except BaseException:
                 self._replace.__exit__(*sys.exc_info())  # the staged day is removed, the old one stays
                 raise
@@ -74,7 +81,6 @@ class DayMessages:
         if kind is not None:
             return
         self.written = self._writer.result
-        ids = self._lake.read(DATASET, self._day, columns=["message_id"]).column("message_id")
         self._cache.prune(self._expected)
         self.checks = {"messages_complete": messages_complete(self._expected, self.fetched),
                        "message_id_unique": unique_ids(ids, "message_id")}

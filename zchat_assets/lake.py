@@ -1,20 +1,24 @@
-"""The Parquet lake: Hive-style day folders, replaced whole, on a local folder or any fsspec URI.
+"""The Parquet lake: Hive-style day folders, each day one file replaced whole, on a local folder or any fsspec URI.
 
-`<lake>/<dataset>/date=YYYY-MM-DD/part-*.parquet`. A partition is written into a staging folder
-outside the dataset (`<lake>/_staging/`, which readers globbing `<dataset>/` never see), then swapped
-in: on a local disk with one atomic exchange of the two folders (two renames where the system lacks
-it), so readers see the old day or the new one, never half of one and never both. Object stores have
-no rename; there the swap is delete-then-move, documented.
+`<lake>/<dataset>/date=YYYY-MM-DD/part-00000.parquet` (a named account adds `account=<name>/` before
+`date=`). A day is written into a staging file outside the dataset (`<lake>/_staging/`, which readers
+globbing `<dataset>/` never see) and then published with one atomic step onto its one explicit key: a
+rename on a local disk, a single-object copy on an object store, where an object appears whole or not
+at all. So a reader sees the previous day or the new one: never half of one, never both, never a folder
+nested in another, and two runs that write the same day at the same time leave exactly one of their two
+versions, whole (the last to publish). No lock is needed for that, so none can be left behind by a
+killed run. Row groups keep a large day readable in parallel: one file a day costs readers nothing.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
+import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 
 import fsspec
 import pyarrow as pa
@@ -29,8 +33,9 @@ from .privacy import Privacy
 pa.set_memory_pool(pa.system_memory_pool())
 
 STAGING = "_staging"
-ROWS_PER_FILE = 1_000_000
+PART = "part-00000.parquet"
 SAMPLE_ROWS = 5
+STALE_STAGING_SECONDS = 24 * 3600  # no write of one day stays in staging that long
 
 
 class LakeError(ValueError):
@@ -46,59 +51,42 @@ class WrittenPartition:
 
 
 class PartitionWriter:
-    """Streams tables of one schema into numbered Parquet files of a staging folder."""
+    """Streams tables of one schema into a day's staging file."""
 
-    def __init__(self, lake: Lake, folder: str, schema: pa.Schema):
-        self._lake, self._folder, self.schema = lake, folder, schema
-        self.rows = self.files = 0
-        self.result: WrittenPartition | None = None  # set once the day is swapped in
+    def __init__(self, lake: Lake, path: str, schema: pa.Schema):
+        self._lake, self.path, self.schema = lake, path, schema
+        self.rows = 0
+        self.result: WrittenPartition | None = None  # set once the day is published
         self.sample = schema.empty_table()  # the first rows written, for previews
         self._writer: pq.ParquetWriter | None = None
         self._handle = None
-        self._rows_in_file = 0
 
     def write(self, table: pa.Table) -> None:
-        if table.num_rows == 0 and self.files:
+        if table.num_rows == 0 and self._writer is not None:
             return
         table = table.select(self.schema.names).cast(self.schema)
         if not self.sample.num_rows and table.num_rows:
             # A copy: a slice would keep the whole first table alive until the day is written.
             self.sample = pa.Table.from_pylist(table.slice(0, SAMPLE_ROWS).to_pylist(), schema=self.schema)
-        if self._writer is None or self._rows_in_file >= ROWS_PER_FILE:
-            self._open()
+        if self._writer is None:
+            self._handle = self._lake.fs.open(self.path, "wb")
+            self._writer = pq.ParquetWriter(self._handle, self.schema, compression="zstd")
         self._writer.write_table(table)
         self.rows += table.num_rows
-        self._rows_in_file += table.num_rows
-
-    def _open(self) -> None:
-        self.close()
-        path = f"{self._folder}/part-{self.files:05d}.parquet"
-        self._handle = self._lake.fs.open(path, "wb")
-        self._writer = pq.ParquetWriter(self._handle, self.schema, compression="zstd")
-        self.files += 1
-        self._rows_in_file = 0
 
     def close(self) -> None:
+        """Finishes the staging file (an empty day still gets one, with the schema); safe to call twice."""
+        if self._writer is None and self._handle is None:
+            self.write(self.schema.empty_table())
         if self._writer is not None:
             self._writer.close()
             self._handle.close()
-            self._writer = self._handle = None
+            self._writer = None
 
-
-try:
-    _LIBC = ctypes.CDLL(None, use_errno=True)
-except OSError:
-    _LIBC = None
-_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
-
-
-def _exchange(a: str, b: str) -> bool:
-    """Swaps two folders in one atomic step (Linux `renameat2` with RENAME_EXCHANGE), so there is no
-    instant at which the day is missing; False where the system or file system cannot."""
-    renameat2 = getattr(_LIBC, "renameat2", None)
-    if renameat2 is None:
-        return False
-    return renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
+    def read(self, columns: list[str] | None = None) -> pa.Table:
+        """The staged day, as written so far and closed (for checks before it is published)."""
+        self.close()
+        return pq.read_table(self.path, filesystem=self._lake.fs, columns=columns)
 
 
 class Lake:
@@ -112,7 +100,8 @@ class Lake:
         if not uri or not uri.strip():
             raise LakeError("ZCHAT_LAKE_URI is empty: set it to a folder (./data) or an fsspec URI (s3://bucket/prefix).")
         try:
-            self.fs, root = fsspec.core.url_to_fs(uri.strip())
+            # No listing cache: other runs and machines write to the same lake.
+            self.fs, root = fsspec.core.url_to_fs(uri.strip(), use_listings_cache=False)
         except (ImportError, ValueError) as exc:
             raise LakeError(f"ZCHAT_LAKE_URI {uri!r} cannot be opened ({exc}): install the fsspec driver for it "
                             "or use a local folder.") from None
@@ -132,60 +121,63 @@ class Lake:
 
     @contextmanager
     def replace_partition(self, dataset: str, day: str, schema: pa.Schema) -> Iterator[PartitionWriter]:
-        """Yields a writer; on normal exit the day is swapped in (and `writer.result` describes it),
-        on an exception the old day stays."""
-        staging = f"{self.root}/{STAGING}/{self.relative(dataset, day)}.{uuid.uuid4().hex}"
-        self.fs.makedirs(staging, exist_ok=True)
+        """Yields a writer; on normal exit the day is published (and `writer.result` describes it),
+        on an exception the old day stays. The staging file is removed on every path."""
+        staging = f"{self.root}/{STAGING}/{self.relative(dataset, day)}.{uuid.uuid4().hex}.parquet"
+        self.fs.makedirs(staging.rsplit("/", 1)[0], exist_ok=True)
         writer = PartitionWriter(self, staging, schema)
         try:
             yield writer
-            if writer.files == 0:
-                writer.write(schema.empty_table())  # an empty day is still a day: readers get the schema
             writer.close()
-        except BaseException:
-            writer.close()
-            self.fs.rm(staging, recursive=True)
-            raise
-        size = self.fs.du(staging)
-        final = self.folder(dataset, day)
-        self._swap(staging, final)
-        writer.result = WrittenPartition(self.uri(final), writer.rows, writer.files, size)
+            size = self.fs.size(staging)
+            final = self.folder(dataset, day)
+            self._publish(staging, final)
+        finally:
+            with suppress(Exception):
+                writer.close()
+            self._discard(staging)
+        writer.result = WrittenPartition(self.uri(final), writer.rows, 1, size)
 
     def write_partition(self, dataset: str, day: str, table: pa.Table) -> WrittenPartition:
         with self.replace_partition(dataset, day, table.schema) as writer:
             writer.write(table)
         return writer.result
 
-    def _swap(self, staging: str, final: str) -> None:
-        self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+    def _publish(self, staging: str, final: str) -> None:
+        """Puts the staged file on the day's one key in one atomic step, then removes any other file of
+        the day (days written before this layout could have several)."""
+        target = f"{final}/{PART}"
+        self.fs.makedirs(final, exist_ok=True)
         if self.local:
-            if not os.path.exists(final):
-                os.rename(staging, final)
-            elif _exchange(staging, final):
-                self.fs.rm(staging, recursive=True)  # it now holds the old day
-            else:
-                retired = f"{staging}.old"
-                os.rename(final, retired)
-                os.rename(staging, final)
-                self.fs.rm(retired, recursive=True)
-            return
-        if self.fs.exists(final):
-            self.fs.rm(final, recursive=True)
-        self.fs.mv(staging, final, recursive=True)
+            os.replace(staging, target)
+        else:
+            self.fs.copy(staging, target)  # one object, copied server-side: never a folder moved
+        for path in self._parquet(final):
+            if path.rsplit("/", 1)[-1] != PART:
+                self.fs.rm(path)
+
+    def _discard(self, path: str) -> None:
+        """Removes a staging file if it is still there; a failure here never hides the real one."""
+        with suppress(FileNotFoundError, OSError):
+            if self.fs.exists(path):
+                self.fs.rm(path)
 
     def add_file(self, dataset: str, day: str, name: str, table: pa.Table) -> str:
         """Adds one file to a day (append-only datasets such as sensor snapshots), atomically;
         returns its path below the lake root."""
         staging = f"{self.root}/{STAGING}/{self.relative(dataset)}/{uuid.uuid4().hex}.parquet"
         self.fs.makedirs(staging.rsplit("/", 1)[0], exist_ok=True)
-        with self.fs.open(staging, "wb") as handle:
-            pq.write_table(table, handle, compression="zstd")
         final = f"{self.folder(dataset, day)}/{name}"
-        self.fs.makedirs(self.folder(dataset, day), exist_ok=True)
-        if self.local:
-            os.replace(staging, final)
-        else:
-            self.fs.mv(staging, final)
+        try:
+            with self.fs.open(staging, "wb") as handle:
+                pq.write_table(table, handle, compression="zstd")
+            self.fs.makedirs(self.folder(dataset, day), exist_ok=True)
+            if self.local:
+                os.replace(staging, final)
+            else:
+                self.fs.copy(staging, final)
+        finally:
+            self._discard(staging)
         return f"{self.relative(dataset, day)}/{name}"
 
     def read_file(self, relative_path: str, columns: list[str] | None = None) -> pa.Table:
@@ -198,36 +190,63 @@ class Lake:
 
     def files(self, dataset: str, day: str) -> list[str]:
         """Paths below the lake root of a day's Parquet files, in name order; [] when the day is absent."""
-        folder = self.folder(dataset, day)
-        if not self.fs.exists(folder):
+        return [f"{self.relative(dataset, day)}/{p.rsplit('/', 1)[-1]}" for p in self._parquet(self.folder(dataset, day))]
+
+    def _parquet(self, folder: str) -> list[str]:
+        """Full paths of the Parquet files in a folder, in name order ([] if there is no such folder)."""
+        try:
+            return sorted(p for p in self.fs.ls(folder, detail=False) if p.endswith(".parquet"))
+        except FileNotFoundError:
             return []
-        names = sorted(p.rsplit("/", 1)[-1] for p in self.fs.ls(folder, detail=False) if p.endswith(".parquet"))
-        return [f"{self.relative(dataset, day)}/{name}" for name in names]
 
     def remove_file(self, relative_path: str) -> None:
         self.fs.rm(f"{self.root}/{relative_path}")
 
     def exists(self, dataset: str, day: str) -> bool:
-        return self.fs.exists(self.folder(dataset, day))
+        """A day exists when it has a file (object stores can keep an emptied folder)."""
+        return bool(self._parquet(self.folder(dataset, day)))
 
     def read(self, dataset: str, day: str, schema: pa.Schema | None = None, columns: list[str] | None = None) -> pa.Table:
         folder = self.folder(dataset, day)
-        if not self.fs.exists(folder):
+        files = self._parquet(folder)
+        if not files:
             raise FileNotFoundError(
                 f"{dataset} has no partition {day} in {self.uri(folder)}: materialize "
                 f"zchat/{self.account + '/' if self.account else ''}{dataset} for {day} first.")
-        files = sorted(p for p in self.fs.ls(folder, detail=False) if p.endswith(".parquet"))
-        tables = [pq.read_table(p, filesystem=self.fs, columns=columns, schema=schema) for p in files]
-        if not tables:
-            return (schema or pa.schema([])).empty_table()
-        return pa.concat_tables(tables)
+        return pa.concat_tables(pq.read_table(p, filesystem=self.fs, columns=columns, schema=schema) for p in files)
 
     def days(self, dataset: str) -> list[str]:
-        folder = self.folder(dataset)
-        if not self.fs.exists(folder):
+        try:
+            names = [p.rsplit("/", 1)[-1] for p in self.fs.ls(self.folder(dataset), detail=False)]
+        except FileNotFoundError:
             return []
-        names = (p.rsplit("/", 1)[-1] for p in self.fs.ls(folder, detail=False))
         return sorted(n[5:] for n in names if n.startswith("date="))
+
+    def expire(self, dataset: str, before: str) -> int:
+        """Deletes the files of the days of a dataset older than `before` (YYYY-MM-DD); returns how many
+        days had any. Only for data that can be had again (the message cache) or that is kept for a
+        while (ongoing polls). Some object stores keep an emptied folder: it holds nothing to read."""
+        expired = 0
+        for day in (d for d in self.days(dataset) if d < before):
+            files = self._parquet(self.folder(dataset, day))
+            for path in files:
+                self.fs.rm(path)
+            expired += bool(files)
+        return expired
+
+    def sweep(self, folder: str, older_than: float) -> int:
+        """Deletes the files below a folder of the root older than `older_than` seconds, by their own
+        age, so that whatever another run is writing or reading now (any younger file) is never touched;
+        returns how many. Staging files left by killed runs go this way, and old message-cache chunks."""
+        cutoff = time.time() - older_than
+        try:
+            found = self.fs.find(f"{self.root}/{folder}", detail=True)
+        except FileNotFoundError:
+            return 0
+        stale = [path for path, info in found.items() if _modified(info) < cutoff]
+        for path in stale:
+            self._discard(path)
+        return len(stale)
 
     def describe(self, dataset: str, day: str) -> WrittenPartition:
         folder = self.folder(dataset, day)
@@ -250,3 +269,11 @@ class Lake:
             raise LakeError(f"Cannot write to the lake at {self.uri(self.root)} ({exc.strerror or exc}): "
                             "check ZCHAT_LAKE_URI and its permissions.") from None
 
+
+
+def _modified(info: dict) -> float:
+    """A listing entry's modification time in epoch seconds (local files and object stores name it apart)."""
+    value = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("created")
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return float(value) if value is not None else time.time()

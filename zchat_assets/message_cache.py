@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import suppress
 import uuid
 from collections import defaultdict
 
@@ -35,7 +36,10 @@ class MessageCache:
         self.privacy = lake.privacy
         self._chunks: dict[str, dict[str, int]] = {}  # chunk -> {protocol: message count}, oldest first
         for chunk in lake.files(DATASET, day):
-            metadata = lake.file_metadata(chunk)
+            try:
+                metadata = lake.file_metadata(chunk)
+            except FileNotFoundError:  # pruned by another run of the same day since the listing
+                continue
             same_setting = metadata.get(PRIVACY_KEY, b"keep").decode() == self.privacy.fingerprint
             # Chunks stored under another personal-data setting are never used: fetched again instead.
             self._chunks[chunk] = json.loads(metadata.get(COUNTS_KEY, b"{}")) if same_setting else {}
@@ -61,9 +65,13 @@ class MessageCache:
             chunks[chunk].add(protocol)
         return dict(sorted(chunks.items()))
 
-    def read(self, chunk: str, protocols: set[str]) -> pa.Table:
-        """The chunk's rows of `protocols` (other rows were superseded by a newer chunk or left the day)."""
-        table = self._lake.read_file(chunk).replace_schema_metadata(None)
+    def read(self, chunk: str, protocols: set[str]) -> pa.Table | None:
+        """The chunk's rows of `protocols` (other rows were superseded by a newer chunk or left the day);
+        None if another run of the same day has pruned the chunk since it was listed."""
+        try:
+            table = self._lake.read_file(chunk).replace_schema_metadata(None)
+        except FileNotFoundError:
+            return None
         if len(protocols) == len(self._chunks[chunk]):
             return table
         return table.filter(pc.is_in(table.column("protocol_id"), pa.array(sorted(protocols), pa.string())))
@@ -79,11 +87,14 @@ class MessageCache:
         self._chunks[chunk] = dict(counts)
 
     def prune(self, expected: dict[str, int | None]) -> int:
-        """Deletes the chunks this object knows of whose protocols would none be used any more (chunks
-        another run added meanwhile are left alone); returns how many."""
+        """Deletes the chunks this object knows of whose protocols would none be used any more; returns
+        how many. Safe when runs of the same day overlap: chunks another run added meanwhile are left
+        alone, a chunk another run already deleted is skipped, and a run that finds a listed chunk gone
+        fetches its conversations again (`read` returns None)."""
         used = set(self.usable(expected).values())
         stale = [chunk for chunk in self._chunks if chunk not in used]
         for chunk in stale:
-            self._lake.remove_file(chunk)
+            with suppress(FileNotFoundError):
+                self._lake.remove_file(chunk)
             del self._chunks[chunk]
         return len(stale)

@@ -73,6 +73,10 @@ class AccountSettings(ClientSettings):
     personal_data_key_env: str = Field(default=DEFAULT_KEY_ENV, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
                                        description="The NAME of the variable holding the hashing secret.")
     lookback_days: int = Field(default=3, ge=1, le=60, description="Days before yesterday re-fetched nightly.")
+    ongoing_retention_days: int = Field(default=30, ge=1, le=3650,
+                                        description="Days of ongoing snapshots kept; older days are deleted.")
+    cache_retention_days: int = Field(default=30, ge=1, le=3650,
+                                      description="Days a message-cache chunk is kept after it was written.")
     flush_messages: int = Field(default=4_000, ge=1, le=1_000_000,
                                 description="Messages per batch written to the day and the message cache: more "
                                             "memory, against more work lost by a run that is killed.")

@@ -1,6 +1,7 @@
 """Shared fixtures: a sandbox on a free 127.0.0.1 port with a frozen clock, definitions built from
 settings given as values, and Dagster resources pointed at the sandbox."""
 
+import uuid
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -86,3 +87,37 @@ def pytest_terminal_summary(terminalreporter):
             f"reliability: {FIGURES.runs} runs against a faulty sandbox, {FIGURES.faults:,} faults injected, "
             f"{FIGURES.protocols:,} protocols and {FIGURES.messages:,} messages checked exactly, "
             f"{FIGURES.token_hits} token hits")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """One S3 server for the session, with one bucket; each test takes a prefix of its own (`s3_lake`)."""
+    from .servers import SeaweedS3
+
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweed")).start()
+    server.bucket("lake")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_lake(s3_server, monkeypatch) -> str:
+    """A lake URI of its own, with the standard AWS variables pointing s3fs (and boto3) at the server."""
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    return f"s3://lake/{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=["local", "s3"])
+def lake_uri(request, tmp_path) -> str:
+    """The same test on a local folder and on the S3 server."""
+    return str(tmp_path / "lake") if request.param == "local" else request.getfixturevalue("s3_lake")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    from .servers import Postgres
+
+    server = Postgres().start()
+    yield server
+    server.stop()

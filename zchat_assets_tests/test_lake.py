@@ -1,48 +1,107 @@
-"""The lake: whole-day replacement, nothing left behind, the old day kept when a write fails."""
+"""The lake, on a local folder and on a real S3 server: a day replaced whole, one file a day, nothing
+left behind, the old day kept when a write fails, housekeeping by age."""
+
+import time
 
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from zchat_assets.lake import Lake, LakeError
+from zchat_assets.lake import PART, STAGING, Lake, LakeError
+from zchat_assets.message_cache import MessageCache
+from zchat_assets.resources import ZchatLake
+from zchat_assets.schemas import messages_table
+
+DAY = "2026-11-18"
 
 
 def table(n: int) -> pa.Table:
     return pa.table({"protocol_id": [str(i) for i in range(n)]})
 
 
-def test_replace_is_whole_and_leaves_no_temporary_files(tmp_path):
-    lake = Lake(str(tmp_path))
-    lake.write_partition("history", "2026-11-18", table(5))
-    written = lake.write_partition("history", "2026-11-18", table(3))
-    assert written.rows == 3 and written.files == 1
-    dataset = ds.dataset(str(tmp_path / "history"), format="parquet", partitioning="hive")
+def everything(lake: Lake) -> list[str]:
+    """Every file under the lake's root, relative to it."""
+    return sorted(p[len(lake.root) + 1:] for p in lake.fs.find(lake.root))
+
+
+def test_replace_is_whole_one_file_and_leaves_nothing_behind(lake_uri):
+    lake = Lake(lake_uri)
+    lake.write_partition("history", DAY, table(5))
+    written = lake.write_partition("history", DAY, table(3))
+    assert written.rows == 3 and written.files == 1 and written.uri.endswith(f"history/date={DAY}")
+    assert everything(lake) == [f"history/date={DAY}/{PART}"]  # never nested, no staging left
+    dataset = ds.dataset(f"{lake.root}/history", filesystem=lake.fs, format="parquet", partitioning="hive")
     assert dataset.to_table().num_rows == 3
-    assert list((tmp_path / "_staging" / "history").iterdir()) == []
 
 
-def test_a_failed_write_keeps_the_previous_day(tmp_path):
-    lake = Lake(str(tmp_path))
-    lake.write_partition("history", "2026-11-18", table(5))
+def test_a_failed_write_keeps_the_previous_day_and_removes_its_staging(lake_uri):
+    lake = Lake(lake_uri)
+    lake.write_partition("history", DAY, table(5))
     with pytest.raises(RuntimeError):
-        with lake.replace_partition("history", "2026-11-18", table(0).schema) as writer:
+        with lake.replace_partition("history", DAY, table(0).schema) as writer:
             writer.write(table(2))
             raise RuntimeError("the API died half-way")
-    assert lake.read("history", "2026-11-18").num_rows == 5
-    assert list((tmp_path / "_staging" / "history").iterdir()) == []
+    assert lake.read("history", DAY).num_rows == 5
+    assert everything(lake) == [f"history/date={DAY}/{PART}"]
 
 
-def test_an_empty_day_is_written_with_its_schema(tmp_path):
-    lake = Lake(str(tmp_path))
-    lake.write_partition("history", "2026-11-18", table(0))
-    assert lake.read("history", "2026-11-18").schema.names == ["protocol_id"]
-    assert lake.days("history") == ["2026-11-18"]
+def test_an_empty_day_is_written_with_its_schema(lake_uri):
+    lake = Lake(lake_uri)
+    lake.write_partition("history", DAY, table(0))
+    assert lake.read("history", DAY).schema.names == ["protocol_id"]
+    assert lake.days("history") == [DAY] and lake.exists("history", DAY)
 
 
-def test_files_are_added_atomically_for_snapshots(tmp_path):
-    lake = Lake(str(tmp_path))
-    path = lake.add_file("ongoing", "2026-11-18", "poll-1.parquet", table(2))
+def test_a_day_written_as_several_parts_before_is_replaced_by_one(lake_uri):
+    lake = Lake(lake_uri)
+    lake.write_partition("history", DAY, table(2))
+    legacy = f"{lake.folder('history', DAY)}/part-00001.parquet"
+    with lake.fs.open(legacy, "wb") as handle:
+        import pyarrow.parquet as pq
+
+        pq.write_table(table(4), handle)
+    assert lake.read("history", DAY).num_rows == 6
+    lake.write_partition("history", DAY, table(3))
+    assert lake.read("history", DAY).num_rows == 3 and lake.files("history", DAY) == [f"history/date={DAY}/{PART}"]
+
+
+def test_accounts_have_a_level_of_their_own(lake_uri):
+    Lake(lake_uri, account="acme").write_partition("history", DAY, table(2))
+    Lake(lake_uri, account="globex").write_partition("history", DAY, table(3))
+    lake = Lake(lake_uri)
+    assert everything(lake) == [f"history/account=acme/date={DAY}/{PART}", f"history/account=globex/date={DAY}/{PART}"]
+    dataset = ds.dataset(f"{lake.root}/history", filesystem=lake.fs, format="parquet", partitioning="hive")
+    assert sorted(dataset.to_table().column("account").to_pylist()) == ["acme"] * 2 + ["globex"] * 3
+
+
+def test_files_are_added_atomically_for_snapshots(lake_uri):
+    lake = Lake(lake_uri)
+    path = lake.add_file("ongoing", DAY, "poll-1.parquet", table(2))
     assert lake.read_file(path).num_rows == 2
+    assert everything(lake) == [f"ongoing/date={DAY}/poll-1.parquet"]
+
+
+def test_the_message_cache_works_on_the_lake(lake_uri):
+    lake = Lake(lake_uri)
+    cache = MessageCache(lake, DAY)
+    cache.add(messages_table([("1", [{"id": "a", "created_at": "2026-11-18T12:00:00Z"}])]), {"1": 1})
+    again = MessageCache(lake, DAY)
+    assert again.usable({"1": 1}) == {"1": lake.files("_cache/messages", DAY)[0]}
+    assert cache.prune({"1": None}) == 1 and lake.files("_cache/messages", DAY) == []
+    assert again.read(next(iter(again.usable({"1": 1}).values())), {"1"}) is None  # pruned by "another run"
+
+
+def test_housekeeping_deletes_by_age_only(lake_uri):
+    lake = Lake(lake_uri)
+    lake.add_file("ongoing", DAY, "poll.parquet", table(1))
+    lake.fs.makedirs(f"{lake.root}/{STAGING}/history", exist_ok=True)
+    with lake.fs.open(f"{lake.root}/{STAGING}/history/date={DAY}.dead.parquet", "wb") as handle:
+        handle.write(b"left by a killed run")
+    assert lake.sweep(STAGING, older_than=3600) == 0  # too young: a write may still be under way
+    time.sleep(1.1)
+    assert lake.sweep(STAGING, older_than=1) == 1
+    assert lake.expire("ongoing", "2026-11-19") == 1 and not lake.exists("ongoing", DAY)
+    assert lake.expire("ongoing", "2026-11-19") == 0
 
 
 def test_unwritable_lake_is_reported_in_one_sentence(tmp_path):
@@ -55,3 +114,11 @@ def test_unwritable_lake_is_reported_in_one_sentence(tmp_path):
 def test_unknown_scheme_is_reported():
     with pytest.raises(LakeError, match="ZCHAT_LAKE_URI"):
         Lake("nosuchproto://bucket/x")
+
+
+def test_an_unset_lake_is_refused_outside_a_local_instance(tmp_path):
+    implicit = ZchatLake(uri=str(tmp_path), uri_is_default=True)
+    assert implicit.open(local_instance=True).root == str(tmp_path)
+    with pytest.raises(LakeError, match="ZCHAT_LAKE_URI is not set: in a deployment runs would write to"):
+        implicit.open(local_instance=False)
+    ZchatLake(uri=str(tmp_path)).open(local_instance=False)  # a chosen folder is fine anywhere

@@ -114,8 +114,8 @@ def test_the_days_to_refresh_are_those_of_interactions_that_left_the_queue(previ
 
 
 @pytest.mark.parametrize("raw,cursor", [
-    (None, {"last": None, "pending": {}, "requested": {}}),
-    ('{"last": "ongoing/x.parquet"}', {"last": "ongoing/x.parquet", "pending": {}, "requested": {}}),
+    (None, {"last": None, "pending": {}, "requested": {}, "expired_at": 0}),
+    ('{"last": "ongoing/x.parquet"}', {"last": "ongoing/x.parquet", "pending": {}, "requested": {}, "expired_at": 0}),
 ])
 def test_cursor(raw, cursor):
     assert load_cursor(raw) == cursor

@@ -82,7 +82,10 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 class ZchatClient:
     """One account's view of the API. Thread-safe; close it (or use `with`) to release the pool."""
 
-    def __init__(self, token: str, settings: ClientSettings | None = None, logger: logging.Logger | None = None):
+    def __init__(self, token: str, settings: ClientSettings | None = None, logger: logging.Logger | None = None,
+                 rate_share: float = 1.0):
+        """`rate_share` is the part of the account's `rate_limit` this client may use (runs and steps that
+        can call the API at the same time each hold a part)."""
         settings = settings or ClientSettings()
         self._token_hint = (f"check {settings.token_env} (generate a token in Zenvia Chat under Settings > "
                             "Integrations > API)")
@@ -102,7 +105,8 @@ class ZchatClient:
         # The account's budget and 429 pause are shared by every client of the same account (token) in
         # this process, and by no other account.
         account = (self.base_url, hashlib.sha256(self._token.encode()).hexdigest())
-        self._limiter = shared_limiter(account, settings.rate_limit)
+        self.rate_limit = settings.rate_limit * rate_share if settings.rate_limit else None
+        self._limiter = shared_limiter(account, self.rate_limit)
         self._gate = shared_gate(account)
         self.stats = RequestStats()
         self._session = requests.Session()

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 
-from dagster import (AssetExecutionContext, AssetKey, AutomationCondition, BackfillPolicy, DailyPartitionsDefinition,
-                     EnvVar, FreshnessPolicy)
+from dagster import (AssetExecutionContext, AssetKey, AutomationCondition, BackfillPolicy, DagsterInstance,
+                     DailyPartitionsDefinition, EnvVar, FreshnessPolicy)
+from dagster._core.storage.runs import InMemoryRunStorage, SqliteRunStorage
 
+from ..api import ZchatClient
 from ..api.settings import ClientSettings
 from ..lake import Lake
 from ..resources import ZchatApi, ZchatLake
@@ -22,6 +24,9 @@ from .partitions import Day, day_window
 
 # Several days per run: a backfill of a month is one run per asset step, not thirty.
 BACKFILL_POLICY = BackfillPolicy.single_run()
+# The ongoing sensor's part of an account's rate limit (it polls a page or two a minute); the API steps
+# share the rest, split over the slots of the account's pool.
+SENSOR_SHARE = 0.1
 NIGHTLY_CRON = "0 1 * * *"  # yesterday, every night
 LOOKBACK_CRON = "30 4 * * *"  # the look-back days, later the same night
 
@@ -95,16 +100,39 @@ class Account:
         return {
             self.api_key: ZchatApi(token=EnvVar(self.settings.token_env), **client),
             self.lake_key: ZchatLake(uri=self.settings.lake_uri, account=self.name,
+                                     uri_setting="ZCHAT_LAKE_URI" if self.name is None else f"{self.name}'s lake_uri",
+                                     uri_is_default="lake_uri" not in self.settings.model_fields_set,
                                      personal_data=self.settings.personal_data, personal_data_key_env=key_env,
                                      personal_data_key=EnvVar(key_env) if environ.get(key_env) else None),
         }
 
-    def api(self, context) -> ZchatApi:
-        return getattr(context.resources, self.api_key)
+    def open_client(self, context, share: float | None = None) -> ZchatClient:
+        """A client of the account's API holding `share` of its rate limit; by default an API step's
+        share: what the sensor leaves, split over the pool's slots, so that all the steps that can run
+        at once, in any run on any machine, stay within the account's budget together."""
+        if share is None:
+            share = (1 - SENSOR_SHARE) / pool_slots(context.instance, self.pool)
+        return getattr(context.resources, self.api_key).open_client(context.log, share)
 
     def lake(self, context) -> Lake:
         """The account's lake, probed first so that a bad URI fails before any API request."""
-        return getattr(context.resources, self.lake_key).open()
+        return getattr(context.resources, self.lake_key).open(is_local(context.instance))
 
     def days(self, context: AssetExecutionContext) -> list[Day]:
         return [day_window(key, self.settings.timezone) for key in context.partition_keys]
+
+
+def pool_slots(instance: DagsterInstance, pool: str) -> int:
+    """How many steps of a pool may run at once across the deployment: the pool's own limit if one was
+    set, else the instance's default pool limit, else 1 (no limit at all: then nothing splits the budget)."""
+    storage = instance.event_log_storage
+    if storage.supports_global_concurrency_limits:
+        slots = storage.get_concurrency_info(pool).slot_count
+        if slots:
+            return slots
+    return instance.global_op_concurrency_default_limit or 1
+
+
+def is_local(instance: DagsterInstance) -> bool:
+    """An instance whose runs all happen on this machine (SQLite or in memory: `dagster dev`, the demo)."""
+    return isinstance(instance.run_storage, (SqliteRunStorage, InMemoryRunStorage))

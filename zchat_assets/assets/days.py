@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, AssetMaterialization, MaterializeResult
 
 from ..api import ZchatClient
-from ..lake import Lake
+from ..lake import STAGING, STALE_STAGING_SECONDS, Lake
+from ..message_cache import DATASET as CACHE
 from ..quality import Check
 from .account import Account
 from .metadata import ApiMeter
@@ -36,7 +37,8 @@ def api_days(context: AssetExecutionContext, account: Account,
              produce: Callable[[Day, ZchatClient, Lake], DayOutcome],
              severities: dict[str, AssetCheckSeverity] | None = None) -> Iterator:
     lake = account.lake(context)
-    with account.api(context).open_client(context.log) as client:
+    housekeeping(context, account, lake)
+    with account.open_client(context) as client:
         meter = ApiMeter(client)
 
         def metered(day: Day) -> DayOutcome:
@@ -46,6 +48,14 @@ def api_days(context: AssetExecutionContext, account: Account,
             return outcome
 
         yield from run_days(context, account, metered, severities)
+
+
+def housekeeping(context: AssetExecutionContext, account: Account, lake: Lake) -> None:
+    """Staging files of killed runs, and message-cache chunks past the account's retention, by age."""
+    staged = lake.sweep(STAGING, STALE_STAGING_SECONDS)
+    cached = lake.sweep(lake.relative(CACHE), account.settings.cache_retention_days * 86400)
+    if staged or cached:
+        context.log.info(f"Housekeeping: deleted {staged} stale staging file(s) and {cached} message-cache chunk(s).")
 
 
 def run_days(context: AssetExecutionContext, account: Account, produce: Callable[[Day], DayOutcome],

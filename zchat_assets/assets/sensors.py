@@ -1,12 +1,15 @@
 """The ongoing sensor: snapshots the ongoing interactions and refreshes the days of those that ended.
 
-Each tick writes the poll to the `ongoing` dataset and compares it with the previous snapshot, read
-back from the lake, so the cursor holds a path and a few days, never the queue itself. Days whose
-interactions left the ongoing set are refreshed at most once per REFRESH_DEBOUNCE_SECONDS.
+Each tick reads the previous snapshot back from the lake, then writes the new poll to the `ongoing`
+dataset and compares the two, so the cursor holds a path and a few days, never the queue itself. A
+previous snapshot that is gone or unreadable (a retention job, a lake moved elsewhere) counts as no
+previous poll, so the sensor can never get stuck on it. Days whose interactions left the ongoing set
+are refreshed at most once per REFRESH_DEBOUNCE_SECONDS. Once an hour, snapshot days older than the
+account's `ongoing_retention_days` are deleted.
 """
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from dagster import (AssetMaterialization, DefaultSensorStatus, JobDefinition, RunRequest, SensorDefinition,
                      SensorEvaluationContext, SensorResult, SkipReason, sensor)
@@ -14,17 +17,31 @@ from dagster import (AssetMaterialization, DefaultSensorStatus, JobDefinition, R
 from ..api import ZchatError
 from ..api.vendor import ONGOING_FILTERS
 from ..lake import LakeError
-from .account import Account
+from .account import SENSOR_SHARE, Account
 from .ongoing import queue_figures, snapshot_table
 from .partitions import local_day
 
 POLL_SECONDS = 60
 REFRESH_DEBOUNCE_SECONDS = 600
+RETENTION_EVERY_SECONDS = 3600
 
 
 def load_cursor(raw: str | None) -> dict:
     cursor = json.loads(raw) if raw else {}
-    return {"last": cursor.get("last"), "pending": cursor.get("pending", {}), "requested": cursor.get("requested", {})}
+    return {"last": cursor.get("last"), "pending": cursor.get("pending", {}), "requested": cursor.get("requested", {}),
+            "expired_at": cursor.get("expired_at", 0)}
+
+
+def previous_poll(lake, path: str | None, log) -> dict[str, datetime]:
+    """protocol -> created_at of the previous snapshot; {} when there is none, or it is gone or unreadable."""
+    if not path:
+        return {}
+    try:
+        old = lake.read_file(path, columns=["protocol_id", "created_at"])
+    except (OSError, ValueError) as exc:  # pyarrow's errors for a broken file are ValueErrors
+        log.warning(f"The previous ongoing snapshot {path} cannot be read ({exc}); comparing with nothing this time.")
+        return {}
+    return dict(zip(old.column("protocol_id").to_pylist(), old.column("created_at").to_pylist()))
 
 
 def ended_days(previous: dict[str, datetime], current: set[str], tz_name: str) -> set[str]:
@@ -46,19 +63,22 @@ def ongoing_sensor(account: Account, refresh_job: JobDefinition | None) -> Senso
         polled_at = datetime.now(timezone.utc)
         try:
             lake = account.lake(context)
-            with account.api(context).open_client(context.log) as client:
+            previous = previous_poll(lake, cursor["last"], context.log)
+            with account.open_client(context, SENSOR_SHARE) as client:
                 records = [r for page in client.ongoing_pages(**filters) for r in page]
             table = snapshot_table(records, polled_at, lake.privacy)
             path = lake.add_file("ongoing", local_day(polled_at, tz_name),
                                  f"poll-{polled_at:%Y%m%dT%H%M%S.%fZ}.parquet", table)
-            previous = {}
-            if cursor["last"]:
-                old = lake.read_file(cursor["last"], columns=["protocol_id", "created_at"])
-                previous = dict(zip(old.column("protocol_id").to_pylist(), old.column("created_at").to_pylist()))
         except (ZchatError, LakeError, OSError) as exc:
             return SkipReason(f"Ongoing poll skipped, cursor kept: {exc}")
 
         now = polled_at.timestamp()
+        if now - cursor["expired_at"] >= RETENTION_EVERY_SECONDS:
+            keep_from = local_day(polled_at - timedelta(days=account.settings.ongoing_retention_days), tz_name)
+            expired = lake.expire("ongoing", keep_from)
+            if expired:
+                context.log.info(f"Deleted {expired} day(s) of ongoing snapshots before {keep_from} (retention).")
+            cursor["expired_at"] = now
         valid = set(account.partitions.get_partition_keys(current_time=polled_at)[-31:])
         for day in ended_days(previous, set(table.column("protocol_id").to_pylist()), tz_name):
             if day in valid and refresh_job is not None:
