@@ -64,6 +64,7 @@ class ReliabilityFigures:
 
     def __init__(self):
         self.runs = self.faults = self.protocols = self.messages = self.token_hits = 0
+        self.notes: list[str] = []  # measured figures worth a line of their own
 
     def record(self, faults: int, protocols: int, messages: int, token_hits: int = 0) -> None:
         self.runs += 1
@@ -82,6 +83,8 @@ def reliability_figures() -> ReliabilityFigures:
 
 
 def pytest_terminal_summary(terminalreporter):
+    for note in FIGURES.notes:
+        terminalreporter.write_line(note)
     if FIGURES.runs:
         terminalreporter.write_line(
             f"reliability: {FIGURES.runs} runs against a faulty sandbox, {FIGURES.faults:,} faults injected, "

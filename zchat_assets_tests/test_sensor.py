@@ -5,6 +5,7 @@ import time
 from datetime import datetime, timezone
 
 import dagster as dg
+import pyarrow as pa
 import pytest
 
 from zchat_assets.assets.sensors import ended_days, load_cursor
@@ -119,3 +120,31 @@ def test_the_days_to_refresh_are_those_of_interactions_that_left_the_queue(previ
 ])
 def test_cursor(raw, cursor):
     assert load_cursor(raw) == cursor
+
+
+@pytest.mark.parametrize("damage", ["deleted", "garbled"])
+def test_a_lost_previous_snapshot_counts_as_none_and_the_sensor_carries_on(tmp_path, damage):
+    world = World(seed=5, scale=200, now=lambda: NOW)
+    instance = dg.DagsterInstance.ephemeral()
+    with SandboxServer(SandboxApp(world, TOKEN)) as server:
+        resources = {"zchat_api": fast_api(server.url), "zchat_lake": ZchatLake(uri=str(tmp_path))}
+        first = tick(instance, resources)
+        snapshot = tmp_path / json.loads(first.cursor)["last"]
+        if damage == "deleted":
+            snapshot.unlink()  # a retention job, or a lake moved elsewhere
+        else:
+            snapshot.write_bytes(b"not parquet")
+        second = tick(instance, resources, first.cursor)
+        third = tick(instance, resources, second.cursor)
+    for result in (second, third):  # polled and recorded (Dagster calls a tick with no run "skipped", but not ours)
+        assert "cursor kept" not in (result.skip_message or "") and result.asset_events
+    assert json.loads(third.cursor)["last"] != json.loads(first.cursor)["last"]
+
+
+def test_old_snapshot_days_expire(tmp_path):
+    lake = ZchatLake(uri=str(tmp_path)).open()
+    lake.add_file("ongoing", "2020-01-01", "poll-old.parquet", pa.table({"x": [1]}))
+    instance = dg.DagsterInstance.ephemeral()
+    with SandboxServer(SandboxApp(World(seed=5, scale=20, now=lambda: NOW), TOKEN)) as server:
+        result = tick(instance, {"zchat_api": fast_api(server.url), "zchat_lake": ZchatLake(uri=str(tmp_path))})
+    assert not lake.exists("ongoing", "2020-01-01") and result.asset_events
