@@ -58,12 +58,11 @@ def write_in_child(url, lake_path, stage_of_kill) -> None:
 
 
 def staging_has_parts(lake_path) -> bool:
-    return any((lake_path / "_staging" / "messages").glob("*/part-*.parquet"))
+    return any((lake_path / "_staging" / "messages").glob("date=*.parquet"))
 
 
 def staging_has_many_rows(lake_path) -> bool:
-    parts = list((lake_path / "_staging" / "messages").glob("*/part-*.parquet"))
-    return bool(parts) and len(list((lake_path / "_cache" / "messages").glob("*/*.parquet"))) >= 3
+    return staging_has_parts(lake_path) and len(list((lake_path / "_cache" / "messages").glob("*/*.parquet"))) >= 3
 
 
 @pytest.mark.parametrize("stage_of_kill", [staging_has_parts, staging_has_many_rows])
