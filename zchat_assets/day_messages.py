@@ -50,7 +50,7 @@ class DayMessages:
         self._since = time.monotonic()
 
     def __enter__(self) -> DayMessages:
-        self._replace = self._lake.replace_partition(DATASET, self._day, dataset_schema(DATASET))
+        self._replace = self._lake.replace_partition(DATASET, self._day, dataset_schema(DATASET), self._audit)
         self._writer = self._replace.__enter__()
         for chunk, protocols in self._cache.by_chunk(self.cached).items():
             table = self._cache.read(chunk, protocols)
@@ -73,17 +73,19 @@ class DayMessages:
         if kind is None:
             try:
                 self._flush()
-                ids = self._writer.read(["message_id"]).column("message_id")  # the staged day, as it will be
             except BaseException:
                 self._replace.__exit__(*sys.exc_info())  # the staged day is removed, the old one stays
                 raise
-        self._replace.__exit__(kind, error, trace)
+        self._replace.__exit__(kind, error, trace)  # audits, then publishes or quarantines (DayRejected)
         if kind is not None:
             return
-        self.written = self._writer.result
+        self.written, self.checks = self._writer.result, self._writer.checks
         self._cache.prune(self._expected)
-        self.checks = {"messages_complete": messages_complete(self._expected, self.fetched),
-                       "message_id_unique": unique_ids(ids, "message_id")}
+
+    def _audit(self, writer) -> dict:
+        """The checks of the staged day, before it is published."""
+        return {"messages_complete": messages_complete(self._expected, self.fetched),
+                "message_id_unique": unique_ids(writer.read(["message_id"]).column("message_id"), "message_id")}
 
     @property
     def sample(self) -> pa.Table:

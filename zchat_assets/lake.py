@@ -12,10 +12,11 @@ killed run. Row groups keep a large day readable in parallel: one file a day cos
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +34,7 @@ from .privacy import Privacy
 pa.set_memory_pool(pa.system_memory_pool())
 
 STAGING = "_staging"
+QUARANTINE = "_quarantine"
 PART = "part-00000.parquet"
 SAMPLE_ROWS = 5
 STALE_STAGING_SECONDS = 24 * 3600  # no write of one day stays in staging that long
@@ -40,6 +42,16 @@ STALE_STAGING_SECONDS = 24 * 3600  # no write of one day stays in staging that l
 
 class LakeError(ValueError):
     """The lake URI cannot be used."""
+
+
+class DayRejected(Exception):
+    """A day failed a blocking check on its staged data: it was not published, and is kept aside."""
+
+    def __init__(self, dataset: str, day: str, checks: dict, quarantine: str):
+        self.dataset, self.day, self.checks, self.quarantine = dataset, day, checks, quarantine
+        failed = "; ".join(f"{name} failed ({check.detail})" for name, check in checks.items() if check.blocks)
+        super().__init__(f"{dataset} {day} was not published: {failed}; the previous version stays, and the "
+                         f"rejected data is kept for inspection in {quarantine}.")
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,7 @@ class PartitionWriter:
         self._lake, self.path, self.schema = lake, path, schema
         self.rows = 0
         self.result: WrittenPartition | None = None  # set once the day is published
+        self.checks: dict = {}  # the audit's verdicts on the staged day
         self.sample = schema.empty_table()  # the first rows written, for previews
         self._writer: pq.ParquetWriter | None = None
         self._handle = None
@@ -120,28 +133,55 @@ class Lake:
         return self.fs.unstrip_protocol(path)
 
     @contextmanager
-    def replace_partition(self, dataset: str, day: str, schema: pa.Schema) -> Iterator[PartitionWriter]:
-        """Yields a writer; on normal exit the day is published (and `writer.result` describes it),
-        on an exception the old day stays. The staging file is removed on every path."""
+    def replace_partition(self, dataset: str, day: str, schema: pa.Schema,
+                          audit: Callable[[PartitionWriter], dict] | None = None) -> Iterator[PartitionWriter]:
+        """Yields a writer. On normal exit the staged day is audited (`audit` returns the day's checks,
+        kept in `writer.checks`), then published (`writer.result` describes it) unless a check blocks
+        it: then it goes to quarantine and `DayRejected` is raised. On any failure the previous day
+        stays, byte for byte, and the staging file is removed on every path."""
         staging = f"{self.root}/{STAGING}/{self.relative(dataset, day)}.{uuid.uuid4().hex}.parquet"
         self.fs.makedirs(staging.rsplit("/", 1)[0], exist_ok=True)
         writer = PartitionWriter(self, staging, schema)
         try:
             yield writer
             writer.close()
+            writer.checks = audit(writer) if audit else {}
+            if any(check.blocks for check in writer.checks.values()):
+                raise DayRejected(dataset, day, writer.checks, self._quarantine(staging, dataset, day, writer.checks))
             size = self.fs.size(staging)
             final = self.folder(dataset, day)
             self._publish(staging, final)
+            self._clear(f"{QUARANTINE}/{self.relative(dataset, day)}")  # the next good run ends the quarantine
         finally:
             with suppress(Exception):
                 writer.close()
             self._discard(staging)
         writer.result = WrittenPartition(self.uri(final), writer.rows, 1, size)
 
-    def write_partition(self, dataset: str, day: str, table: pa.Table) -> WrittenPartition:
-        with self.replace_partition(dataset, day, table.schema) as writer:
+    def write_partition(self, dataset: str, day: str, table: pa.Table,
+                        audit: Callable[[PartitionWriter], dict] | None = None) -> WrittenPartition:
+        with self.replace_partition(dataset, day, table.schema, audit) as writer:
             writer.write(table)
         return writer.result
+
+    def _quarantine(self, staging: str, dataset: str, day: str, checks: dict) -> str:
+        """Keeps a rejected day aside with the checks' findings; returns the folder's URI."""
+        folder = f"{self.root}/{QUARANTINE}/{self.relative(dataset, day)}"
+        self._clear(f"{QUARANTINE}/{self.relative(dataset, day)}")
+        self.fs.makedirs(folder, exist_ok=True)
+        findings = {name: {"passed": c.passed, "severity": c.severity, "detail": c.detail} for name, c in checks.items()}
+        self.fs.pipe_file(f"{folder}/findings.json",
+                          json.dumps({"dataset": dataset, "day": day, "rejected_at": datetime.now().astimezone()
+                                      .isoformat(timespec="seconds"), "checks": findings}, indent=2).encode())
+        if self.local:
+            os.replace(staging, f"{folder}/{PART}")
+        else:
+            self.fs.copy(staging, f"{folder}/{PART}")
+        return self.uri(folder)
+
+    def _clear(self, relative_folder: str) -> None:
+        for path in self._files_in(f"{self.root}/{relative_folder}"):
+            self.fs.rm(path)
 
     def _publish(self, staging: str, final: str) -> None:
         """Puts the staged file on the day's one key in one atomic step, then removes any other file of
@@ -194,8 +234,11 @@ class Lake:
 
     def _parquet(self, folder: str) -> list[str]:
         """Full paths of the Parquet files in a folder, in name order ([] if there is no such folder)."""
+        return [p for p in self._files_in(folder) if p.endswith(".parquet")]
+
+    def _files_in(self, folder: str) -> list[str]:
         try:
-            return sorted(p for p in self.fs.ls(folder, detail=False) if p.endswith(".parquet"))
+            return sorted(i["name"] for i in self.fs.ls(folder, detail=True) if i["type"] == "file")
         except FileNotFoundError:
             return []
 

@@ -16,15 +16,24 @@ from .api.vendor import REPORT_ADDITIVE
 
 @dataclass(frozen=True)
 class Check:
+    """A check's verdict on one day. A failed check of severity "error" keeps the day from being
+    published; a failed "warn" is reported and the day published all the same."""
+
     passed: bool
     detail: str = ""
+    severity: str = "error"
+
+    @property
+    def blocks(self) -> bool:
+        return not self.passed and self.severity == "error"
 
 
 def unique_ids(ids: pa.ChunkedArray | pa.Array, what: str) -> Check:
-    """Every row has an id and none appears twice."""
+    """No id appears twice (that blocks the day); rows without an id are kept and flagged (a warning)."""
     nulls = ids.null_count
     duplicates = len(ids) - nulls - pc.count_distinct(ids).as_py()
-    return Check(not nulls and not duplicates, f"{nulls} null and {duplicates} duplicate {what}")
+    return Check(not nulls and not duplicates, f"{nulls} null and {duplicates} duplicate {what}",
+                 "error" if duplicates else "warn")
 
 
 def report_total(table: pa.Table, multi_label: bool) -> Check:
@@ -35,7 +44,7 @@ def report_total(table: pa.Table, multi_label: bool) -> Check:
     is_total = table.column("is_total")
     totals, lines = table.filter(is_total), table.filter(pc.invert(is_total))
     if totals.num_rows != 1:
-        return Check(False, f"expected one Total line, found {totals.num_rows}")
+        return Check(False, f"expected one Total line, found {totals.num_rows}", "warn")
     wrong = []
     for name in REPORT_ADDITIVE:
         total = totals.column(name)[0].as_py() or 0
@@ -43,7 +52,7 @@ def report_total(table: pa.Table, multi_label: bool) -> Check:
         ok = (sum(values) >= total and all(v <= total for v in values)) if multi_label else sum(values) == total
         if not ok:
             wrong.append(f"{name}: Total {total}, lines add up to {sum(values)}")
-    return Check(not wrong, "; ".join(wrong))
+    return Check(not wrong, "; ".join(wrong), "warn")
 
 
 def messages_complete(expected: dict[str, int | None], fetched: dict[str, int]) -> Check:

@@ -1,5 +1,8 @@
 """Assets materialized through Dagster against the sandbox, compared with the sandbox's own truth."""
 
+import json
+import shutil
+
 import dagster as dg
 import pytest
 
@@ -7,8 +10,8 @@ from zchat_assets.assets.conversations import figures
 from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer, parse_faults
 
-from .conftest import ALL, DAILY, DAY, TOKEN, fast_api, make_world
-from .truth import assert_lake_matches
+from .conftest import ALL, DAILY, DAY, TOKEN, fast_api, make_world, only
+from .truth import assert_lake_matches, message_ids
 
 RANGE = {"dagster/asset_partition_range_start": "2026-11-16", "dagster/asset_partition_range_end": DAY}
 
@@ -118,3 +121,45 @@ def test_an_unwritable_lake_fails_in_one_sentence_before_any_request(sandbox, tm
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "Cannot write to the lake" in failure.step_failure_data.error.to_string()
     assert sandbox.app.stats.requests == 0
+
+
+def test_a_day_failing_a_blocking_check_is_not_published_and_is_quarantined(sandbox, resources, tmp_path):
+    """Write, audit, publish: messages missing from finished conversations keep the day out of the lake;
+    the previous version stays byte for byte, the rejected data waits in quarantine until a good run."""
+    assert materialize(resources, partition_key=DAY).success
+    lake = resources["zchat_lake"].open()
+    published = tmp_path / "lake" / "messages" / f"date={DAY}" / "part-00000.parquet"
+    before = published.read_bytes()
+    views = sandbox.app.views
+    honest = views.messages
+    views.messages = lambda protocol: honest(protocol)[:-1]  # every conversation loses its last message
+    shutil.rmtree(tmp_path / "lake" / "_cache")  # so that every conversation is fetched again
+    fetch = only("history_expanded", "messages")
+    rejected = dg.materialize(fetch, resources=resources, partition_key=DAY, raise_on_error=False,
+                              instance=dg.DagsterInstance.ephemeral())
+    assert not rejected.success and published.read_bytes() == before
+    failure = next(e for e in rejected.all_events if e.is_step_failure).step_failure_data.error
+    assert f"messages {DAY} was not published: messages_complete failed" in failure.message
+    quarantine = tmp_path / "lake" / "_quarantine" / "messages" / f"date={DAY}"
+    findings = json.loads((quarantine / "findings.json").read_text())
+    assert findings["checks"]["messages_complete"]["passed"] is False and (quarantine / "part-00000.parquet").exists()
+    check = next(c for c in rejected.get_asset_check_evaluations() if c.check_name == "messages_complete")
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+
+    views.messages = honest
+    assert dg.materialize(fetch, resources=resources, partition_key=DAY).success
+    assert not any(quarantine.iterdir())
+    assert_lake_matches(lake, sandbox.app.views.world, DAY)
+
+
+def test_a_warning_check_still_publishes(sandbox, resources):
+    """Rows without an id are kept and flagged (a warning), not a reason to withhold the day."""
+    honest = sandbox.app.views.messages
+    sandbox.app.views.messages = lambda p: [{k: v for k, v in m.items() if k != "id"} if m["author"]["type"] == "SYSTEM"
+                                            else m for m in honest(p)]
+    fetch = only("history_expanded", "messages")
+    result = dg.materialize(fetch, resources=resources, partition_key=DAY, instance=dg.DagsterInstance.ephemeral())
+    check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "message_id_unique")
+    assert result.success and not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    stored = resources["zchat_lake"].open().read("messages", DAY).column("message_id")
+    assert stored.null_count > 0 and len(stored) == len(message_ids(sandbox.app.views.world, DAY))

@@ -64,7 +64,7 @@ def conversations_asset(account: Account) -> AssetsDefinition:
         deps=[account.key("history_expanded"), account.key("messages")],
         description="One row per interaction: the expanded history record, its messages nested in time order, and "
                     "derived figures (messages per author type, first customer message, first agent reply).",
-        check_specs=[AssetCheckSpec("protocol_id_unique", asset=key, description="One row per protocol.")],
+        check_specs=[AssetCheckSpec("protocol_id_unique", asset=key, blocking=True, description="One row per protocol.")],
     )
     def conversations(context: AssetExecutionContext):
         lake = account.lake(context)
@@ -72,9 +72,9 @@ def conversations_asset(account: Account) -> AssetsDefinition:
         def produce(day) -> DayOutcome:
             table = join(lake.read("history_expanded", day.key, schema=dataset_schema("history_expanded")),
                          lake.read("messages", day.key, schema=dataset_schema("messages")))
-            written = lake.write_partition("conversations", day.key, table)
-            return DayOutcome(partition_metadata("conversations", written, table, PREVIEW),
-                              {"protocol_id_unique": unique_ids(table.column("protocol_id"), "protocol_id")})
+            checks = {"protocol_id_unique": unique_ids(table.column("protocol_id"), "protocol_id")}
+            written = lake.write_partition("conversations", day.key, table, audit=lambda writer: checks)
+            return DayOutcome(partition_metadata("conversations", written, table, PREVIEW), checks)
 
         yield from run_days(context, account, produce)
 

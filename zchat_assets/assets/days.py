@@ -16,10 +16,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, AssetMaterialization, MaterializeResult
+from dagster import (AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, AssetMaterialization, Failure,
+                     MaterializeResult)
 
 from ..api import ZchatClient
-from ..lake import STAGING, STALE_STAGING_SECONDS, Lake
+from ..lake import STAGING, STALE_STAGING_SECONDS, DayRejected, Lake
 from ..message_cache import DATASET as CACHE
 from ..quality import Check
 from .account import Account
@@ -34,8 +35,7 @@ class DayOutcome:
 
 
 def api_days(context: AssetExecutionContext, account: Account,
-             produce: Callable[[Day, ZchatClient, Lake], DayOutcome],
-             severities: dict[str, AssetCheckSeverity] | None = None) -> Iterator:
+             produce: Callable[[Day, ZchatClient, Lake], DayOutcome]) -> Iterator:
     lake = account.lake(context)
     housekeeping(context, account, lake)
     with account.open_client(context) as client:
@@ -47,7 +47,7 @@ def api_days(context: AssetExecutionContext, account: Account,
             outcome.metadata.update(meter.figures())
             return outcome
 
-        yield from run_days(context, account, metered, severities)
+        yield from run_days(context, account, metered)
 
 
 def housekeeping(context: AssetExecutionContext, account: Account, lake: Lake) -> None:
@@ -58,14 +58,19 @@ def housekeeping(context: AssetExecutionContext, account: Account, lake: Lake) -
         context.log.info(f"Housekeeping: deleted {staged} stale staging file(s) and {cached} message-cache chunk(s).")
 
 
-def run_days(context: AssetExecutionContext, account: Account, produce: Callable[[Day], DayOutcome],
-             severities: dict[str, AssetCheckSeverity] | None = None) -> Iterator:
+def run_days(context: AssetExecutionContext, account: Account, produce: Callable[[Day], DayOutcome]) -> Iterator:
     days = account.days(context)
     done: list[tuple[Day, DayOutcome]] = []
+    rejected: list[tuple[Day, DayRejected]] = []
     try:
         for day in days:
             started = time.monotonic()
-            outcome = produce(day)
+            try:
+                outcome = produce(day)
+            except DayRejected as rejection:  # not published; the other days of the run go on
+                context.log.error(str(rejection))
+                rejected.append((day, rejection))
+                continue
             outcome.metadata["seconds"] = round(time.monotonic() - started, 3)
             done.append((day, outcome))
     except Exception:
@@ -73,25 +78,34 @@ def run_days(context: AssetExecutionContext, account: Account, produce: Callable
             for day, outcome in done:
                 context.log_event(AssetMaterialization(context.asset_key, partition=day.key, metadata=outcome.metadata))
         raise
-    if len(days) == 1:
+    audited = [*done, *((day, DayOutcome({}, r.checks)) for day, r in rejected)]
+    if len(days) == 1 and done:
         yield MaterializeResult(metadata=done[0][1].metadata)
-        yield from _check_results(done, severities or {})
-        return
-    rows = sum(o.metadata.get("dagster/row_count", 0) for _, o in done)
-    yield MaterializeResult(metadata={"days": len(days), "first_day": days[0].key, "last_day": days[-1].key,
-                                      "rows_all_days": rows})
+    elif len(days) > 1 and done:
+        rows = sum(o.metadata.get("dagster/row_count", 0) for _, o in done)
+        yield MaterializeResult(metadata={"days": len(done), "first_day": done[0][0].key, "last_day": done[-1][0].key,
+                                          "rows_all_days": rows})
     # Checks before the per-day events: Dagster compares a check's data version with the latest event.
-    yield from _check_results(done, severities or {})
-    for day, outcome in done:
-        yield AssetMaterialization(context.asset_key, partition=day.key, metadata=outcome.metadata)
+    yield from _check_results(audited)
+    if len(days) > 1:
+        for day, outcome in done:
+            yield AssetMaterialization(context.asset_key, partition=day.key, metadata=outcome.metadata)
+    if rejected:
+        first = str(rejected[0][1])
+        more = f" ({len(rejected) - 1} more day(s) rejected: see the log)" if len(rejected) > 1 else ""
+        raise Failure(description=first[:-1] + more + ".",
+                      metadata={"rejected_days": ", ".join(d.key for d, _ in rejected),
+                                "quarantine": rejected[0][1].quarantine})
 
 
-def _check_results(done: list[tuple[Day, DayOutcome]], severities: dict) -> Iterator[AssetCheckResult]:
+def _check_results(done: list[tuple[Day, DayOutcome]]) -> Iterator[AssetCheckResult]:
+    """One result per check over the run's days; a failure is an error if it kept a day unpublished."""
     names = {name for _, outcome in done for name in outcome.checks}
     for name in sorted(names):
         failed = [(day.key, o.checks[name].detail) for day, o in done if not o.checks[name].passed]
+        blocked = any(o.checks[name].blocks for _, o in done)
         metadata = {"days_checked": len(done), "days_failed": len(failed)}
         if failed:
             metadata["failures"] = "\n".join(f"{key}: {detail}" for key, detail in failed[:20])
         yield AssetCheckResult(check_name=name, passed=not failed, metadata=metadata,
-                               severity=severities.get(name, AssetCheckSeverity.ERROR))
+                               severity=AssetCheckSeverity.ERROR if blocked else AssetCheckSeverity.WARN)

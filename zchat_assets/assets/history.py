@@ -1,6 +1,5 @@
 """The service history, standard and expanded: one row per interaction (protocol) of the day."""
 
-import pyarrow as pa
 from dagster import AssetCheckSpec, AssetExecutionContext, AssetsDefinition, asset
 
 from ..api.vendor import HISTORY_FILTERS
@@ -12,6 +11,10 @@ from .metadata import partition_metadata
 
 CODE_VERSION = "1"
 PREVIEW = ["protocol_id", "created_at", "media", "current_state", "agent_name", "department_name"]
+
+
+def audit(writer) -> dict:
+    return {"protocol_id_unique": unique_ids(writer.read(["protocol_id"]).column("protocol_id"), "protocol_id")}
 
 
 def history_asset(account: Account, name: str, expanded: bool) -> AssetsDefinition:
@@ -30,15 +33,10 @@ def history_asset(account: Account, name: str, expanded: bool) -> AssetsDefiniti
         schema = dataset_schema(name)
 
         def produce(day, client, lake) -> DayOutcome:
-            protocols: list = []
-            with lake.replace_partition(name, day.key, schema) as writer:
+            with lake.replace_partition(name, day.key, schema, audit) as writer:
                 for page in client.history_pages(day.start, day.end, day.offset, expanded=expanded, **filters):
-                    table = to_table(page, name, privacy=lake.privacy)
-                    writer.write(table)
-                    protocols.extend(table.column("protocol_id").to_pylist())
-            metadata = partition_metadata(name, writer.result, writer.sample, PREVIEW)
-            check = unique_ids(pa.array(protocols, pa.string()), "protocol_id")
-            return DayOutcome(metadata, {"protocol_id_unique": check})
+                    writer.write(to_table(page, name, privacy=lake.privacy))
+            return DayOutcome(partition_metadata(name, writer.result, writer.sample, PREVIEW), writer.checks)
 
         yield from api_days(context, account, produce)
 
