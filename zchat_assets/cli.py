@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from .sandbox.dialects import DIALECTS
 from .settings import from_environment
 
 SANDBOX_TOKEN_ENV = "ZCHAT_API_TOKEN"
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.add_argument("--max-in-flight", type=int, default=None, help="answer 429 above this many requests")
     sandbox.add_argument("--retry-after", type=float, default=1.0, help="seconds announced with 429s")
     sandbox.add_argument("--schema-changes", default="", help="comma-separated: new_field, number_as_text, text_in_number")
+    sandbox.add_argument("--dialect", default="", help="comma-separated readings of the vendor's document "
+                                                         "(or all): " + ", ".join(DIALECTS))
     sandbox.add_argument("--also-token-env", action="append", default=[], metavar="NAME",
                          help="serve one more account, with a world of its own, to the token in variable NAME "
                               "(repeatable)")
@@ -75,7 +78,7 @@ def _world(args, account: int = 0):
 
 
 def run_sandbox(args) -> int:
-    from .sandbox import SandboxApp, parse_faults
+    from .sandbox import SandboxApp, parse_dialects, parse_faults
     from .sandbox.server import serve_forever
 
     tokens = [os.environ.get(name) for name in (SANDBOX_TOKEN_ENV, *args.also_token_env)]
@@ -85,7 +88,8 @@ def run_sandbox(args) -> int:
     app = SandboxApp(_world(args), tokens[0], latency=args.latency, jitter=args.jitter, faults=parse_faults(args.faults),
                      max_in_flight=args.max_in_flight, retry_after=args.retry_after,
                      schema_changes=tuple(c.strip() for c in args.schema_changes.split(",") if c.strip()),
-                     more_accounts={t: _world(args, n) for n, t in enumerate(tokens[1:], start=1)})
+                     more_accounts={t: _world(args, n) for n, t in enumerate(tokens[1:], start=1)},
+                     dialects=parse_dialects(args.dialect))
     print(f"Zenvia Chat sandbox on http://{args.host}:{args.port} (scale {args.scale}/day, seed {args.seed}); "
           f"it accepts the token in {SANDBOX_TOKEN_ENV}. Ctrl-C stops it.", flush=True)
     serve_forever(app, args.host, args.port)

@@ -1,7 +1,7 @@
 """One day's messages on their way into the lake: the single owner of the cache, the partition and the checks.
 
-`DayMessages` is opened with what the expanded history expects (protocol -> message count, None
-while unfinished). It writes the conversations the message cache can give, says which protocols are
+`DayMessages` is opened with the day's expanded history (each protocol's `messages` counter and end
+time, both None while unfinished). It writes the conversations the message cache can give, says which protocols are
 left to fetch, takes fetched `(protocol, messages)` pairs, and writes them in batches of
 `flush_messages` messages or `flush_seconds`, whichever comes first. Each batch goes to the day's
 partition and, for the conversations that had ended, to the cache at the same moment, so an
@@ -27,22 +27,32 @@ FLUSH_MESSAGES = 4_000
 FLUSH_SECONDS = 2.0
 
 
+EXPANDED_COLUMNS = ["protocol_id", "messages", "end_time"]
+
+
 def expected_counts(expanded: pa.Table) -> dict[str, int | None]:
-    """protocol -> message count to expect; None while unfinished (more messages may come)."""
+    """protocol -> the `messages` counter to expect at least; None while unfinished (more may come)."""
     finished = pc.is_valid(expanded.column("end_time")).to_pylist()
     counts = expanded.column("messages").to_pylist()
     return {p: (n if done else None) for p, n, done in zip(expanded.column("protocol_id").to_pylist(), counts, finished)}
 
 
+def end_times(expanded: pa.Table) -> dict[str, str | None]:
+    """protocol -> when it ended, as text; None while unfinished."""
+    ends = expanded.column("end_time").to_pylist()
+    return {p: (e.isoformat() if e else None) for p, e in zip(expanded.column("protocol_id").to_pylist(), ends)}
+
+
 class DayMessages:
-    def __init__(self, lake: Lake, day: str, expected: dict[str, int | None], *,
+    def __init__(self, lake: Lake, day: str, expanded: pa.Table, *,
                  flush_messages: int = FLUSH_MESSAGES, flush_seconds: float = FLUSH_SECONDS):
-        self._lake, self._day, self._expected = lake, day, expected
+        self._lake, self._day = lake, day
+        self._expected, self._ends = expected_counts(expanded), end_times(expanded)
         self._flush_messages, self._flush_seconds = flush_messages, flush_seconds
         self._cache = MessageCache(lake, day)
-        self.cached = self._cache.usable(expected)  # protocol -> chunk
-        self.to_fetch = [p for p in expected if p not in self.cached]
-        self.fetched: dict[str, int] = {p: expected[p] for p in self.cached}  # protocol -> messages stored
+        self.cached = self._cache.usable(self._ends)  # protocol -> chunk
+        self.to_fetch = [p for p in self._expected if p not in self.cached]
+        self.fetched = {p: self._cache.stored(p, chunk) for p, chunk in self.cached.items()}  # protocol -> messages
         self.written: WrittenPartition | None = None
         self.checks: dict[str, Check] = {}
         self._batch: list[tuple[str, list[dict]]] = []
@@ -80,7 +90,7 @@ class DayMessages:
         if kind is not None:
             return
         self.written, self.checks = self._writer.result, self._writer.checks
-        self._cache.prune(self._expected)
+        self._cache.prune(self._ends)
 
     def _audit(self, writer) -> dict:
         """The checks of the staged day, before it is published."""
@@ -96,7 +106,10 @@ class DayMessages:
             return
         table = messages_table(self._batch, self._lake.privacy).sort_by(
             [("protocol_id", "ascending"), ("created_at", "ascending")])
-        ended = {p: len(items) for p, items in self._batch if self._expected.get(p) == len(items)}
+        # Cached: conversations that had ended, with at least as many messages as the counter says (fewer
+        # means some are missing: fetched again next time rather than kept).
+        ended = {p: [self._ends[p], len(items)] for p, items in self._batch
+                 if self._ends.get(p) is not None and len(items) >= (self._expected[p] or 0)}
         if len(ended) < len(self._batch):
             ended_table = table.filter(pc.is_in(table.column("protocol_id"), pa.array(list(ended), pa.string())))
         else:

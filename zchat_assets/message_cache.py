@@ -4,20 +4,23 @@ A conversation's messages stop changing when it ends. While a day's messages are
 batch of conversations that had ended is written at once to
 `<lake>/_cache/messages/date=D/chunk-<time>-<id>.parquet`, before the day's partition is swapped in.
 A second materialization of the day, or a run resuming after a crash, reads them back instead of
-asking the API again. A chunk's footer lists its protocols with their message counts (conversations
-without messages included), and a protocol is taken from the cache only if the history still shows
-it ended, with that many messages. The cache sits in the lake, so a run on another machine (or on an
-object store) finds it too. Chunks written under another personal-data setting are not reused.
-Deleting `_cache/` is always safe: it only costs requests.
+asking the API again. A chunk's footer lists its protocols with the end time the expanded history
+gave them and how many messages were stored (conversations without messages included), and a
+protocol is taken from the cache only if the history still shows it ended at that same time: a
+conversation that was reopened or changed has another end time. Nothing depends on how the API's
+`messages` counter relates to what `/messages` returns. The cache sits in the lake, so a run on another
+machine (or on an object store) finds it too. Chunks written under another personal-data setting, or
+by an older version (`zchat.message_counts` footers), are not reused. Deleting `_cache/` is always
+safe: it only costs requests.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from contextlib import suppress
 import uuid
 from collections import defaultdict
+from contextlib import suppress
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,7 +28,7 @@ import pyarrow.compute as pc
 from .lake import Lake
 
 DATASET = "_cache/messages"
-COUNTS_KEY = b"zchat.message_counts"
+ENDS_KEY = b"zchat.message_ends"  # protocol -> [end time, messages stored]
 PRIVACY_KEY = b"zchat.personal_data"
 
 
@@ -34,7 +37,7 @@ class MessageCache:
         """Reads the footers of the day's chunks, once; chunks this object adds are recorded as they go."""
         self._lake, self._day = lake, day
         self.privacy = lake.privacy
-        self._chunks: dict[str, dict[str, int]] = {}  # chunk -> {protocol: message count}, oldest first
+        self._chunks: dict[str, dict[str, list]] = {}  # chunk -> {protocol: [end time, messages]}, oldest first
         for chunk in lake.files(DATASET, day):
             try:
                 metadata = lake.file_metadata(chunk)
@@ -42,21 +45,26 @@ class MessageCache:
                 continue
             same_setting = metadata.get(PRIVACY_KEY, b"keep").decode() == self.privacy.fingerprint
             # Chunks stored under another personal-data setting are never used: fetched again instead.
-            self._chunks[chunk] = json.loads(metadata.get(COUNTS_KEY, b"{}")) if same_setting else {}
+            self._chunks[chunk] = json.loads(metadata.get(ENDS_KEY, b"{}")) if same_setting else {}
 
-    def usable(self, expected: dict[str, int | None]) -> dict[str, str]:
-        """protocol -> chunk holding its messages, for protocols that ended with the count `expected` gives.
+    def usable(self, ends: dict[str, str | None]) -> dict[str, str]:
+        """protocol -> chunk holding its messages, for protocols whose end time is still the one of `ends`
+        (None: not ended, never taken from the cache).
 
         When a protocol sits in several chunks (it was fetched again), the newest chunk wins.
         """
         found: dict[str, str] = {}
-        for chunk, counts in self._chunks.items():
-            for protocol, count in counts.items():
-                if protocol in expected and expected[protocol] == count:
+        for chunk, stored in self._chunks.items():
+            for protocol, (end, _) in stored.items():
+                if ends.get(protocol) is not None and ends[protocol] == end:
                     found[protocol] = chunk
                 else:
                     found.pop(protocol, None)
         return found
+
+    def stored(self, protocol: str, chunk: str) -> int:
+        """How many messages of the protocol the chunk holds."""
+        return self._chunks[chunk][protocol][1]
 
     @staticmethod
     def by_chunk(usable: dict[str, str]) -> dict[str, set[str]]:
@@ -76,22 +84,22 @@ class MessageCache:
             return table
         return table.filter(pc.is_in(table.column("protocol_id"), pa.array(sorted(protocols), pa.string())))
 
-    def add(self, table: pa.Table, counts: dict[str, int]) -> None:
-        """Stores the messages of ended conversations (`counts`: protocol -> number of messages)."""
-        if not counts:
+    def add(self, table: pa.Table, ended: dict[str, list]) -> None:
+        """Stores the messages of ended conversations (`ended`: protocol -> [end time, messages])."""
+        if not ended:
             return
         name = f"chunk-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-        metadata = {COUNTS_KEY: json.dumps(counts, separators=(",", ":")).encode(),
+        metadata = {ENDS_KEY: json.dumps(ended, separators=(",", ":")).encode(),
                     PRIVACY_KEY: self.privacy.fingerprint.encode()}
         chunk = self._lake.add_file(DATASET, self._day, name, table.replace_schema_metadata(metadata))
-        self._chunks[chunk] = dict(counts)
+        self._chunks[chunk] = dict(ended)
 
-    def prune(self, expected: dict[str, int | None]) -> int:
+    def prune(self, ends: dict[str, str | None]) -> int:
         """Deletes the chunks this object knows of whose protocols would none be used any more; returns
         how many. Safe when runs of the same day overlap: chunks another run added meanwhile are left
         alone, a chunk another run already deleted is skipped, and a run that finds a listed chunk gone
         fetches its conversations again (`read` returns None)."""
-        used = set(self.usable(expected).values())
+        used = set(self.usable(ends).values())
         stale = [chunk for chunk in self._chunks if chunk not in used]
         for chunk in stale:
             with suppress(FileNotFoundError):

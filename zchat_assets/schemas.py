@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
+from functools import partial
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -86,8 +87,9 @@ def to_bool(value):
     raise SchemaError(f"expected true or false, got {value!r}")
 
 
-def to_ts(value):
-    """ISO-8601 text (with Z or an offset; naive means UTC) or epoch seconds/milliseconds."""
+def to_ts(value, zone: tzinfo = timezone.utc):
+    """ISO-8601 text (with Z or an offset; without one, a local time of `zone`: the zone the request
+    asked for) or epoch seconds/milliseconds."""
     if value is None or value == "":
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -98,7 +100,7 @@ def to_ts(value):
             parsed = datetime.fromisoformat(value.strip().replace(" ", "T", 1))
         except ValueError:
             raise SchemaError(f"expected an ISO timestamp, got {value!r}") from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
     raise SchemaError(f"expected an ISO timestamp, got {value!r}")
 
 
@@ -131,10 +133,11 @@ class Column:
     type: pa.DataType
     doc: str
     path: tuple[str, ...] | None = None  # where in the API record; None = derived, not read from JSON
+    flat: str | None = None  # the same value as a variable of its own, where the API sends it flat
 
 
-def col(name: str, type_: pa.DataType, doc: str, *path: str) -> Column:
-    return Column(name, type_, doc, path or (name,))
+def col(name: str, type_: pa.DataType, doc: str, *path: str, flat: str | None = None) -> Column:
+    return Column(name, type_, doc, path or (name,), flat)
 
 
 def derived(name: str, type_: pa.DataType, doc: str) -> Column:
@@ -174,7 +177,8 @@ REPORT = [
     col("title", pa.string(), "Line title: the day (by period), agent, department, channel or tag; `Total` for the total line."),
     derived("is_total", pa.bool_(), "True on the report's `Total` line."),
     *(col(name, pa.int64(), doc) for name, doc in REPORT_COUNTERS.items()),
-    *(col(name, pa.int64(), doc) for name, doc in REPORT_SECONDS.items()),
+    # Averages are kept as the API sends them, decimals included; only the maximum wait is a whole count.
+    *(col(name, pa.int64() if name == "tmaxe" else pa.float64(), doc) for name, doc in REPORT_SECONDS.items()),
     col("slapr", pa.float64(), "First response SLA (share answered within the SLA, as the API gives it)."),
     EXTRA,
 ]
@@ -199,15 +203,16 @@ INTERACTION = [
     col("current_state", pa.string(), "Status at the time of the call (ENDED, DISCARDED, MISSED, EXPIRED, CANCELED, UNAVAILABLE, …)."),
     col("current_state_time", TS, "When the current status began (UTC)."),
     col("agent_id", pa.string(), "Agent who handled the interaction (null when none did).", "agent", "id"),
-    col("agent_name", pa.string(), "Agent's name.", "agent", "name"),
-    col("agent_phone_extension", pa.string(), "Agent's phone extension.", "agent", "phone_extension"),
+    col("agent_name", pa.string(), "Agent's name.", "agent", "name", flat="agent"),
+    col("agent_phone_extension", pa.string(), "Agent's phone extension.", "agent", "phone_extension",
+        flat="phone_extension"),
     col("department_id", pa.string(), "Department responsible for the interaction.", "department", "id"),
-    col("department_name", pa.string(), "Department's name.", "department", "name"),
+    col("department_name", pa.string(), "Department's name.", "department", "name", flat="department"),
     col("customer_id", pa.string(), "Client's id.", "customer", "id"),
-    *(col(f"customer_{f}", pa.string(), CUSTOMER_DOCS[f] + " Several values are joined with ', '.", "customer", "fields", f)
-      for f in CUSTOMER_TEXT),
-    *(col(f"customer_{f}", STR_LIST, CUSTOMER_DOCS[f] + " Always a list (empty when unknown).", "customer", "fields", f)
-      for f in CUSTOMER_CHANNELS),
+    *(col(f"customer_{f}", pa.string(), CUSTOMER_DOCS[f] + " Several values are joined with ', '.", "customer", "fields",
+          f, flat=f) for f in CUSTOMER_TEXT),
+    *(col(f"customer_{f}", STR_LIST, CUSTOMER_DOCS[f] + " Always a list (empty when unknown).", "customer", "fields", f,
+          flat=f) for f in CUSTOMER_CHANNELS),
     col("sla_overdue", pa.bool_(), "True if the first response exceeded the SLA limit."),
 ]
 HISTORY = [
@@ -255,7 +260,7 @@ EXPANDED_TEXT = {
 HISTORY_EXPANDED = [
     *HISTORY[:-1],
     *(col(name, pa.int64(), doc) for name, doc in EXPANDED_COUNTERS.items()),
-    *(col(name, pa.int64(), doc) for name, doc in EXPANDED_SECONDS.items()),
+    *(col(name, pa.float64() if name == "response_time" else pa.int64(), doc) for name, doc in EXPANDED_SECONDS.items()),
     *(col(name, pa.string(), doc) for name, doc in EXPANDED_TEXT.items()),
     col("start_time", TS, "First message: when the agent received the first message (UTC).", "startTime"),
     col("end_time", TS, "Last update: when the status last changed (UTC).", "endTime"),
@@ -331,6 +336,8 @@ def _known_tree(columns: list[Column]) -> dict:
         for key in c.path[:-1]:
             node = node.setdefault(key, {})
         node[c.path[-1]] = None  # leaf: the whole value is stored
+        if c.flat is not None:
+            tree.setdefault(c.flat, None)
     return tree
 
 
@@ -346,11 +353,15 @@ def _unknown(value: dict, tree: dict) -> dict:
     return extra
 
 
-def _values(records: list[dict], path: tuple[str, ...]) -> list:
+def _values(records: list[dict], c: Column) -> list:
+    """The column's value in each record: where the schema nests it, else where a flat record has it."""
     values = records
-    for key in path:
+    for key in c.path:
         values = [v.get(key) if isinstance(v, dict) else None for v in values]
-    return values
+    if c.flat is None:
+        return values
+    flat = (r.get(c.flat) if isinstance(r, dict) else None for r in records)
+    return [v if v is not None or isinstance(f, dict) else f for v, f in zip(values, flat)]
 
 
 def _arrow_native(values: list, type_: pa.DataType) -> pa.Array | None:
@@ -379,12 +390,12 @@ def _arrow_native(values: list, type_: pa.DataType) -> pa.Array | None:
     return array if array.type == type_ else None
 
 
-def _column(c: Column, records: list[dict], dataset: str) -> pa.Array:
-    values = _values(records, c.path)
+def _column(c: Column, records: list[dict], dataset: str, zone: tzinfo) -> pa.Array:
+    values = _values(records, c)
     native = _arrow_native(values, c.type)
     if native is not None:
         return native
-    coerce = COERCE[c.type]
+    coerce = partial(to_ts, zone=zone) if c.type == TS else COERCE[c.type]
     out = []
     for record, value in zip(records, values):
         try:
@@ -397,16 +408,18 @@ def _column(c: Column, records: list[dict], dataset: str) -> pa.Array:
     return pa.array(out, type=c.type)
 
 
-def to_table(records: Iterable[dict], dataset: str, fixed: dict | None = None, privacy: Privacy | None = None) -> pa.Table:
+def to_table(records: Iterable[dict], dataset: str, fixed: dict | None = None, privacy: Privacy | None = None,
+             zone: tzinfo = timezone.utc) -> pa.Table:
     """API records to an Arrow table of the dataset's schema (derived columns come from `fixed`), with
-    the personal-data setting applied: the one place where raw records become Arrow."""
+    the personal-data setting applied: the one place where raw records become Arrow. Timestamps sent
+    without an offset are local times of `zone`, the zone the request asked for."""
     columns = DATASETS[dataset]
     records = list(records)
     n = len(records)
     arrays = {}
     for c in columns:
         if c.path is not None:
-            arrays[c.name] = _column(c, records, dataset)
+            arrays[c.name] = _column(c, records, dataset, zone)
         elif c.name == "extra_json":
             tree = _known_tree(columns)
             extras = (_unknown(record, tree) for record in records)

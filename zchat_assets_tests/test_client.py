@@ -11,16 +11,18 @@ import requests
 
 from zchat_assets.api import (ApiUnavailableError, AuthError, BadRequestError, ClientSettings, ConfigError, ZchatClient,
                               parse_retry_after)
+from zchat_assets.sandbox import SandboxApp, SandboxServer
 
-from .conftest import DAY, TOKEN
+from .conftest import DAY, TOKEN, make_world
 
-WINDOW = (f"{DAY} 00:00:00", f"{DAY} 23:59:59", "-0300")
+WINDOW = (f"{DAY}T00:00:00", f"{DAY}T23:59:59", "-0300")
 
 
 def client(sandbox, token: str = TOKEN, **kw) -> ZchatClient:
-    options = dict(backoff_seconds=0.01, backoff_max_seconds=0.05, min_retry_after=0.01, read_timeout=5.0)
+    options = dict(base_url=sandbox.url, backoff_seconds=0.01, backoff_max_seconds=0.05, min_retry_after=0.01,
+                   read_timeout=5.0)
     options.update(kw)
-    return ZchatClient(token, ClientSettings(base_url=sandbox.url, **options))
+    return ZchatClient(token, ClientSettings(**options))
 
 
 def stats(sandbox) -> dict:
@@ -109,14 +111,37 @@ def test_bad_parameters_show_the_api_error_text_without_retry(sandbox):
     assert c.stats.requests == 1
 
 
-def test_connection_errors_never_show_the_token(caplog):
-    c = ZchatClient(TOKEN, ClientSettings(base_url="http://127.0.0.1:9", max_retries=1, backoff_seconds=0.01,
-                                          connect_timeout=0.5))
-    with caplog.at_level(logging.DEBUG, logger="urllib3"), pytest.raises(ApiUnavailableError) as err:
+def test_a_refused_connection_fails_at_once_naming_the_setting_without_the_token(caplog):
+    c = ZchatClient(TOKEN, ClientSettings(base_url="http://127.0.0.1:9", backoff_seconds=0.01, connect_timeout=0.5))
+    started = time.monotonic()
+    with caplog.at_level(logging.DEBUG, logger="urllib3"), pytest.raises(ConfigError) as err:
         c.messages("1")
     text = str(err.value) + caplog.text
-    assert "ConnectionError" in text and "token=***" in text
-    assert TOKEN not in text
+    assert "The connection was refused" in text and "ZCHAT_BASE_URL" in text and "token=***" in text
+    assert TOKEN not in text and c.stats.requests == 1 and time.monotonic() - started < 5
+
+
+def test_https_to_a_plain_http_port_fails_at_once_as_a_tls_mistake(sandbox):
+    c = client(sandbox, base_url=sandbox.url.replace("http://", "https://"))
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="The TLS handshake failed .* check the base URL") as err:
+        c.report("period", *WINDOW)
+    assert c.stats.requests == 1 and time.monotonic() - started < 10 and TOKEN not in str(err.value)
+
+
+def test_a_wrong_path_in_the_base_url_shows_the_url_called(sandbox):
+    c = client(sandbox, base_url=sandbox.url + "/zchat")
+    with pytest.raises(ConfigError, match=r"HTTP 404 calling http://127\.0\.0\.1:\d+/zchat/api/ms/external/history"):
+        next(c.history_pages(*WINDOW))
+    assert c.stats.requests == 1
+
+
+def test_an_auth_error_in_the_body_of_a_200_fails_at_once_naming_the_variable(tmp_path):
+    with SandboxServer(SandboxApp(make_world(), TOKEN, dialects=frozenset({"auth_in_body"}))) as server:
+        c = ZchatClient("wrong-token", ClientSettings(base_url=server.url, token_env="ACME_TOKEN"))
+        with pytest.raises(AuthError, match="status 401 in the body of an HTTP 200: Invalid or missing token.*ACME_TOKEN"):
+            c.report("period", *WINDOW)
+        assert c.stats.requests == 1
 
 
 def test_messages_many_respects_the_concurrency_cap(sandbox):

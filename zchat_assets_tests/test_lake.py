@@ -84,11 +84,12 @@ def test_files_are_added_atomically_for_snapshots(lake_uri):
 def test_the_message_cache_works_on_the_lake(lake_uri):
     lake = Lake(lake_uri)
     cache = MessageCache(lake, DAY)
-    cache.add(messages_table([("1", [{"id": "a", "created_at": "2026-11-18T12:00:00Z"}])]), {"1": 1})
+    ended = "2026-11-18T13:00:00+00:00"
+    cache.add(messages_table([("1", [{"id": "a", "created_at": "2026-11-18T12:00:00Z"}])]), {"1": [ended, 1]})
     again = MessageCache(lake, DAY)
-    assert again.usable({"1": 1}) == {"1": lake.files("_cache/messages", DAY)[0]}
+    assert again.usable({"1": ended}) == {"1": lake.files("_cache/messages", DAY)[0]}
     assert cache.prune({"1": None}) == 1 and lake.files("_cache/messages", DAY) == []
-    assert again.read(next(iter(again.usable({"1": 1}).values())), {"1"}) is None  # pruned by "another run"
+    assert again.read(next(iter(again.usable({"1": ended}).values())), {"1"}) is None  # pruned by "another run"
 
 
 def test_housekeeping_deletes_by_age_only(lake_uri):

@@ -6,7 +6,7 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from zchat_assets.day_messages import expected_counts
+from zchat_assets.day_messages import end_times
 from zchat_assets.lake import Lake
 from zchat_assets.message_cache import MessageCache
 from zchat_assets.resources import ZchatLake
@@ -90,7 +90,7 @@ def test_a_run_that_dies_part_way_resumes_without_fetching_again_what_it_stored(
         assert not broken.success
         assert not resources_lake.exists("messages", DAY)  # nothing half-written
         expanded = resources_lake.read("history_expanded", DAY, columns=["protocol_id", "messages", "end_time"])
-        stored = len(MessageCache(resources_lake, DAY).usable(expected_counts(expanded)))
+        stored = len(MessageCache(resources_lake, DAY).usable(end_times(expanded)))
         assert stored >= 0.3 * total
         app.faults.clear()
         before = message_requests(app)
@@ -119,23 +119,27 @@ def _messages(protocol: str, n: int) -> pa.Table:
                                        for i in range(n)])])
 
 
-def test_the_newest_chunk_wins_and_counts_must_match(lake):
+E1, E2 = "2026-11-18T15:00:00+00:00", "2026-11-18T16:00:00+00:00"
+
+
+def test_the_newest_chunk_wins_and_end_times_must_match(lake):
     cache = MessageCache(lake, DAY)
-    cache.add(pa.concat_tables([_messages("1", 2), _messages("2", 1)]), {"1": 2, "2": 1, "3": 0})
-    cache.add(_messages("2", 3), {"2": 3})
-    usable = cache.usable({"1": 2, "2": 3, "3": 0, "4": 5})
-    assert sorted(usable) == ["1", "2", "3"]
+    cache.add(pa.concat_tables([_messages("1", 2), _messages("2", 1)]), {"1": [E1, 2], "2": [E1, 1], "3": [E1, 0]})
+    cache.add(_messages("2", 3), {"2": [E2, 3]})
+    usable = cache.usable({"1": E1, "2": E2, "3": E1, "4": E1})
+    assert sorted(usable) == ["1", "2", "3"] and cache.stored("2", usable["2"]) == 3
     chunks = cache.by_chunk(usable)
     rows = pa.concat_tables(cache.read(chunk, ps) for chunk, ps in chunks.items())
     assert sorted(rows.column("message_id").to_pylist()) == ["1-0", "1-1", "2-0", "2-1", "2-2"]
-    assert cache.usable({"1": 3, "2": None}) == {}  # a count that changed, or a conversation not ended
+    # an end time that changed (the conversation was reopened), or a conversation not ended
+    assert cache.usable({"1": E2, "2": None}) == {}
 
 
 def test_prune_deletes_only_chunks_that_nothing_uses(lake):
     cache = MessageCache(lake, DAY)
-    cache.add(_messages("1", 1), {"1": 1})
-    cache.add(_messages("1", 2), {"1": 2})
-    cache.add(_messages("2", 1), {"2": 1})
-    assert cache.prune({"1": 2, "2": 1}) == 1
+    cache.add(_messages("1", 1), {"1": [E1, 1]})
+    cache.add(_messages("1", 2), {"1": [E2, 2]})
+    cache.add(_messages("2", 1), {"2": [E1, 1]})
+    assert cache.prune({"1": E2, "2": E1}) == 1
     assert len(lake.files("_cache/messages", DAY)) == 2
-    assert sorted(cache.usable({"1": 2, "2": 1})) == ["1", "2"]
+    assert sorted(cache.usable({"1": E2, "2": E1})) == ["1", "2"]

@@ -19,7 +19,8 @@ from zchat_assets.assets.partitions import day_window, local_day
 ])
 def test_day_window(key, zone, offset):
     day = day_window(key, zone)
-    assert (day.offset, day.start, day.end) == (offset, f"{key} 00:00:00", f"{key} 23:59:59")
+    assert (day.offset, day.start, day.end) == (offset, f"{key}T00:00:00", f"{key}T23:59:59")
+    assert datetime(2026, 1, 1, tzinfo=day.zone).strftime("%z") == offset  # the zone of offset-less timestamps
 
 
 @pytest.mark.parametrize("moment,zone,day", [

@@ -30,11 +30,12 @@ def test_two_writers_of_one_day_on_s3_never_double_nest_or_mix(s3_lake):
     """Two writers replace the same day over and over while a reader polls it: every read is one whole
     version, and the day ends as exactly one writer's last version."""
     versions = {"a": 1_000, "b": 2_500}  # each writer's rows, all tagged with its name
-    stop = threading.Event()
+    stop, first_read = threading.Event(), threading.Event()
     seen, reads, problems = set(), [0, 0], []  # reads: whole, and failed because the file was replaced
 
     def write(name: str) -> None:
         lake = Lake(s3_lake)
+        first_read.wait(timeout=30)
         for _ in range(10):
             lake.write_partition("history", DAY, pa.table({"writer": [name] * versions[name]}))
             time.sleep(0.1)
@@ -55,6 +56,7 @@ def test_two_writers_of_one_day_on_s3_never_double_nest_or_mix(s3_lake):
                     table.num_rows != versions[names.pop()]:
                 problems.append((keys, table.num_rows))
             seen.add(table.num_rows)
+            first_read.set()
 
     Lake(s3_lake).write_partition("history", DAY, pa.table({"writer": ["a"] * versions["a"]}))
     reader = threading.Thread(target=read)

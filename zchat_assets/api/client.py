@@ -22,6 +22,7 @@ from urllib.parse import quote, urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from .errors import ApiUnavailableError, AuthError, BadRequestError, ConfigError
 from .redact import install_log_redaction, redact
@@ -206,7 +207,8 @@ class ZchatClient:
                     running -= 1
 
     def pages(self, path: str, params: dict[str, str]) -> Iterator[list[dict]]:
-        """Walks `page=1,2,…` until a page shorter than the limit; drops records already seen by `id`.
+        """Walks `page=1,2,…` until a page shorter than the limit; drops records already seen by `id`
+        (records without one are all kept).
 
         A last page exactly `limit` long is followed by one empty page, which ends the walk.
         """
@@ -218,9 +220,11 @@ class ZchatClient:
             self.stats.add(pages=1)
             fresh = []
             for record in records:
-                key = str(record.get("id"))
-                if key not in seen:
-                    seen.add(key)
+                key = record.get("id")
+                if key is None:  # kept: the day's uniqueness check flags records without an id
+                    fresh.append(record)
+                elif str(key) not in seen:
+                    seen.add(str(key))
                     fresh.append(record)
             if fresh:
                 yield fresh
@@ -263,7 +267,7 @@ class ZchatClient:
     def _attempt(self, path: str, params: dict[str, str]) -> dict | _Retry:
         request = self._template.copy()
         request.url = f"{self._root}{quote(path)}?{urlencode({**params, 'token': self._token})}"
-        network_error = None
+        network_error = setup_problem = None
         with self._in_flight:
             # Paced only once it holds an in-flight slot: waiting for a slot after the pacing would let
             # the waiters go together, over the rate limit.
@@ -275,20 +279,30 @@ class ZchatClient:
                 content = response.content
             except requests.RequestException as exc:
                 network_error = f"{type(exc).__name__}: {exc}"
+                setup_problem = _setup_problem(exc)
         # Built outside the `except` block so that no exception keeps a reference to the URL.
         if network_error is not None:
+            if setup_problem:  # retrying cannot fix a wrong address, port or certificate
+                raise ConfigError(f"{setup_problem} calling {self._clean(request.url)}: {BASE_URL_HINT}.")
             return _Retry(self._clean(network_error))
-        return self._classify(response, content, path, params)
+        return self._classify(response, content, path, params, request.url)
 
-    def _classify(self, response: requests.Response, content: bytes, path: str, params: dict) -> dict | _Retry:
+    def _classify(self, response: requests.Response, content: bytes, path: str, params: dict,
+                  url: str) -> dict | _Retry:
         status = response.status_code
         body = _decode(content)
         if status == 200 and isinstance(body, dict) and body.get("success") is not False:
             return body
         label = _label(path, params)
         api_error = self._clean(_error_text(body, content))
-        if status in (401, 403):
-            raise AuthError(f"The Zenvia Chat API rejected the token (HTTP {status}) on {label}: {self._token_hint}.")
+        in_body = str(body.get("status")) if isinstance(body, dict) and body.get("success") is False else ""
+        if status in (401, 403) or in_body in ("401", "403"):
+            how = f"HTTP {status}" if status in (401, 403) else f"status {in_body} in the body of an HTTP {status}"
+            raise AuthError(f"The Zenvia Chat API rejected the token ({how}{': ' + api_error if api_error else ''}) "
+                            f"on {label}: {self._token_hint}.")
+        if status == 404 and not path.endswith("/messages"):
+            raise ConfigError(f"The API has no {API_PREFIX}/{path} (HTTP 404 calling {self._clean(url)}): the base URL "
+                              f"looks wrong; {BASE_URL_HINT}.")
         if status == 429:
             wait_s = parse_retry_after(response.headers.get("Retry-After"))
             return _Retry(f"HTTP 429 (rate limited{': ' + api_error if api_error else ''})", wait_s, throttled=True)
@@ -312,6 +326,26 @@ class ZchatClient:
 
     def _clean(self, text: str) -> str:
         return redact(text, self._token)
+
+
+BASE_URL_HINT = ("check the base URL (ZCHAT_BASE_URL, or base_url in the account's defs.yaml): the API root, "
+                 "such as https://zchat.zenvia.io")
+
+
+def _setup_problem(exc: requests.RequestException) -> str | None:
+    """What is wrong when a request failed for a reason of the set-up (TLS, name, refused port), not of
+    the moment; None for failures worth retrying (resets, cut bodies, timeouts)."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return ("The TLS handshake failed (https to a plain-http port, or a certificate this machine does not "
+                "trust: set REQUESTS_CA_BUNDLE for a private CA)")
+    if not isinstance(exc, requests.exceptions.ConnectionError) or isinstance(exc, requests.exceptions.ConnectTimeout):
+        return None
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    if isinstance(reason, NameResolutionError):
+        return "The API's host name does not resolve"
+    if isinstance(reason, NewConnectionError) and "refused" in str(reason).lower():
+        return "The connection was refused (nothing listens on that host and port)"
+    return None
 
 
 def _label(path: str, params: dict[str, str]) -> str:

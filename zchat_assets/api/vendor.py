@@ -14,6 +14,8 @@ ONGOING_FILTERS = ("agents", "departments", "states", "types")
 CHANNELS = ("PHONE", "PHONE_CONF", "WHATSAPP", "FACEBOOK", "EMAIL", "SMS", "TELEGRAM", "TEXT", "MELI_QST", "MELI_MSG")
 FINAL_STATES = ("ENDED", "DISCARDED", "MISSED", "EXPIRED", "CANCELED", "UNAVAILABLE")
 ONGOING_STATES = ("NOT_ANSWERED", "RINGING", "TALKING", "POSTPONED", "PENDING")
+# The queue state: the document's ongoing section spells it NOT_ANSWER; we have seen NOT_ANSWERED too.
+QUEUE_STATES = ("NOT_ANSWERED", "NOT_ANSWER")
 # Report counters that add up across the lines of one report.
 REPORT_ADDITIVE = ("backlog", "received", "made", "rang", "answered", "ended", "not_answered", "pending",
                    "postponed", "discarded", "missed", "expired", "remainder")

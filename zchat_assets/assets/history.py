@@ -35,7 +35,7 @@ def history_asset(account: Account, name: str, expanded: bool) -> AssetsDefiniti
         def produce(day, client, lake) -> DayOutcome:
             with lake.replace_partition(name, day.key, schema, audit) as writer:
                 for page in client.history_pages(day.start, day.end, day.offset, expanded=expanded, **filters):
-                    writer.write(to_table(page, name, privacy=lake.privacy))
+                    writer.write(to_table(page, name, privacy=lake.privacy, zone=day.zone))
             return DayOutcome(partition_metadata(name, writer.result, writer.sample, PREVIEW), writer.checks)
 
         yield from api_days(context, account, produce)

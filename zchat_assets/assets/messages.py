@@ -4,7 +4,7 @@ import time
 
 from dagster import AssetCheckSpec, AssetExecutionContext, AssetsDefinition, asset
 
-from ..day_messages import DayMessages, expected_counts
+from ..day_messages import EXPANDED_COLUMNS, DayMessages
 from .account import Account
 from .days import DayOutcome, api_days
 from .metadata import partition_metadata
@@ -52,9 +52,8 @@ def messages_asset(account: Account) -> AssetsDefinition:
     )
     def messages(context: AssetExecutionContext):
         def produce(day, client, lake) -> DayOutcome:
-            expected = expected_counts(lake.read("history_expanded", day.key,
-                                                 columns=["protocol_id", "messages", "end_time"]))
-            with DayMessages(lake, day.key, expected, flush_messages=flush) as day_messages:
+            expanded = lake.read("history_expanded", day.key, columns=EXPANDED_COLUMNS)
+            with DayMessages(lake, day.key, expanded, flush_messages=flush) as day_messages:
                 progress = Progress(context.log, f"messages {day.key}", len(day_messages.to_fetch),
                                     len(day_messages.cached))
                 for protocol_id, items in client.messages_many(day_messages.to_fetch):

@@ -8,7 +8,7 @@ from datetime import datetime
 import pyarrow as pa
 from dagster import AssetSpec
 
-from ..api.vendor import ONGOING_STATES
+from ..api.vendor import ONGOING_STATES, QUEUE_STATES
 from ..privacy import Privacy
 from ..schemas import to_table
 from .account import Account
@@ -31,9 +31,11 @@ def snapshot_table(records: list[dict], polled_at: datetime, privacy: Privacy | 
 
 
 def queue_figures(table: pa.Table) -> dict:
-    """Numbers the UI plots over time: interactions per state, the longest queue wait, SLA overdue."""
-    states = Counter(table.column("current_state").to_pylist())
-    waits = [s for state, s in zip(table.column("current_state").to_pylist(), table.column("state_seconds").to_pylist())
+    """Numbers the UI plots over time: interactions per state, the longest queue wait, SLA overdue. The
+    queue state is counted as `state_not_answered` however the API spells it."""
+    current = ["NOT_ANSWERED" if s in QUEUE_STATES else s for s in table.column("current_state").to_pylist()]
+    states = Counter(current)
+    waits = [s for state, s in zip(current, table.column("state_seconds").to_pylist())
              if state == "NOT_ANSWERED" and s is not None]
     agents = {a for a, status in zip(table.column("agent_id").to_pylist(), table.column("agent_status").to_pylist())
               if a and status == "ONLINE"}

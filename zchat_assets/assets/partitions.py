@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 
 @dataclass(frozen=True)
 class Day:
-    """A partition and the parameters the API wants for it."""
+    """A partition and the parameters the API wants for it, in the form of the document's examples
+    (`from=2021-04-01T06:00:00`, `timezone=-0300`)."""
 
     key: str
     offset: str  # the zone's UTC offset at the day's start, as the API writes it: -0300
 
     @property
     def start(self) -> str:
-        return f"{self.key} 00:00:00"
+        return f"{self.key}T00:00:00"
 
     @property
     def end(self) -> str:
-        return f"{self.key} 23:59:59"
+        return f"{self.key}T23:59:59"
+
+    @property
+    def zone(self) -> timezone:
+        """The offset the request asks for: what a timestamp the API sends without one is local to."""
+        minutes = int(self.offset[1:3]) * 60 + int(self.offset[3:])
+        return timezone(timedelta(minutes=-minutes if self.offset[0] == "-" else minutes))
 
 
 def day_window(key: str, tz_name: str) -> Day:

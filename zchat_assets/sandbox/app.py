@@ -100,11 +100,14 @@ class SandboxApp:
     def __init__(self, world: World, token: str, *, latency: float = 0.0, jitter: float = 0.0,
                  faults: dict[str, float] | None = None, max_in_flight: int | None = None,
                  retry_after: float = 1.0, slow_seconds: float = 3.0, drift: int = 7, fault_seed: int = 1,
-                 schema_changes: tuple[str, ...] = (), more_accounts: dict[str, World] | None = None):
-        """`world` is served to `token`; `more_accounts` maps further tokens to worlds of their own."""
-        self.views = Views(world)
+                 schema_changes: tuple[str, ...] = (), more_accounts: dict[str, World] | None = None,
+                 dialects: frozenset[str] = frozenset()):
+        """`world` is served to `token`; `more_accounts` maps further tokens to worlds of their own;
+        `dialects` (see dialects.py) changes how the document is read."""
+        self.dialects = frozenset(dialects)
+        self.views = Views(world, self.dialects)
         self.token = token
-        self.more_accounts = {t: Views(w) for t, w in (more_accounts or {}).items()}
+        self.more_accounts = {t: Views(w, self.dialects) for t, w in (more_accounts or {}).items()}
         self.latency, self.jitter = latency, jitter
         self.faults = dict(faults or {})
         self.max_in_flight = max_in_flight
@@ -156,7 +159,8 @@ class SandboxApp:
         views = self.views if query.get("token") == self.token else self.more_accounts.get(query.get("token"))
         if views is None:
             self.stats.unauthorized += 1
-            return await _send_json(send, 401, _error(401, "Invalid or missing token"))
+            status = 200 if "auth_in_body" in self.dialects else 401
+            return await _send_json(send, status, _error(401, "Invalid or missing token"))
         self.stats.account_arrived(views.world.account)
         fault = self._draw_fault(query)
         if fault and await self._inject(fault, send):

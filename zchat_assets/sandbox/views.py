@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 
+from . import dialects
 from .names import iso
 from .world import NO_AGENT_STATES, SLA_FIRST_RESPONSE, Interaction, World
 
@@ -171,29 +172,47 @@ def _expanded(ix: Interaction, now: float, state: str) -> dict:
 # -- endpoints --------------------------------------------------------------------------------------
 
 class Views:
-    """The five endpoints over one `World`."""
+    """The five endpoints over one `World`, in the default reading of the document plus `dialects`."""
 
-    def __init__(self, world: World):
+    def __init__(self, world: World, dialects: frozenset[str] = frozenset()):
         self.world = world
+        self.dialects = dialects
 
     def history(self, q: Mapping[str, str], *, expanded: bool, shift: int = 0) -> list[dict]:
         """One page; `shift` > 0 serves it as if that many records had been inserted ahead (drift)."""
         now = self.world.now()
-        start, end, _ = window(q, now)
+        start, end, zone = window(q, now)
         found = [ix for ix in self.world.between(start, end) if matches(ix, q, now)]
-        return [self._record(ix, now, expanded=expanded) for ix in _page(found, q, shift)]
+        records = [self._record(ix, now, expanded=expanded) for ix in _page(found, q, shift)]
+        if expanded and "flat_expanded" in self.dialects:
+            records = [dialects.flatten(r) for r in records]
+        return self._spoken(records, zone)
 
     def ongoing(self, q: Mapping[str, str], shift: int = 0) -> list[dict]:
         now = self.world.now()
         found = [ix for ix in self.world.ongoing() if matches(ix, q, now)]
-        return [record(ix, now, ongoing=True) for ix in _page(found, q, shift)]
+        return self._spoken([record(ix, now, ongoing=True) for ix in _page(found, q, shift)], timezone.utc)
 
     def messages(self, protocol: str) -> list[dict]:
         now = self.world.now()
         ix = self.world.interaction(int(protocol)) if protocol.isdigit() else None
         if ix is None or ix.created > now:
             raise ApiProblem(404, f"Interaction {protocol} not found")
+        shown = self._visible_messages(ix, now)
+        if "missing_ids" in self.dialects:
+            shown = dialects.without_system_ids(shown)
+        return self._spoken(shown, timezone.utc)
+
+    def _visible_messages(self, ix: Interaction, now: float) -> list[dict]:
         return [m for m in self.world.messages(ix) if _epoch(m["created_at"]) <= now]
+
+    def _spoken(self, records: list[dict], zone: timezone) -> list[dict]:
+        """Records as the dialects write state names and timestamps."""
+        if "not_answer" in self.dialects:
+            records = [dialects.queue_state(r) for r in records]
+        if "naive_times" in self.dialects:
+            records = [dialects.naive(r, zone) for r in records]
+        return records
 
     def report(self, q: Mapping[str, str]) -> list[dict]:
         now = self.world.now()
@@ -211,15 +230,20 @@ class Views:
         for ix in before:
             for title in _titles(ix, data_type, tz, now, backlog_day=datetime.fromtimestamp(start, tz)):
                 groups[title][1].append(ix)
-        lines = [_line(title, *groups[title], end, now) for title in sorted(groups)]
-        lines.append(_line("Total", inside, before, end, now))
+        fractional = "fractional_averages" in self.dialects
+        lines = [_line(title, *groups[title], end, now, fractional) for title in sorted(groups)]
+        lines.append(_line("Total", inside, before, end, now, fractional))
         return lines
 
     def _record(self, ix: Interaction, now: float, *, expanded: bool) -> dict:
         out = record(ix, now, expanded=expanded)
         if expanded and now < ix.ended and ix.message_count:
-            out["messages"] = sum(1 for m in self.world.messages(ix) if _epoch(m["created_at"]) <= now)
+            out["messages"] = len(self._visible_messages(ix, now))
             out["response_count"] = out["messages"] // 2
+        if expanded and "counter_excludes_bots" in self.dialects and ix.message_count:
+            out["messages"] = dialects.human_messages(self._visible_messages(ix, now))
+        if expanded and "fractional_averages" in self.dialects and out["response_count"]:
+            out["response_time"] = round(ix.talking / out["response_count"], 2)
         return out
 
 
@@ -246,12 +270,17 @@ def _titles(ix: Interaction, data_type: str, tz: timezone, now: float, backlog_d
     return [t.name for t in ix.tags] or ["Sem tag"]
 
 
-def _avg(values: list[int]) -> int:
-    return round(sum(values) / len(values)) if values else 0
+def _line(title: str, inside: list[Interaction], backlog: list[Interaction], end: float, now: float,
+          fractional: bool = False) -> dict:
+    """One report line; counters are additive across lines, averages are over the line's interactions
+    (whole seconds, or with two decimals when `fractional`)."""
 
+    def _avg(values: list[int]) -> float:
+        if not values:
+            return 0
+        mean = sum(values) / len(values)
+        return round(mean, 2) if fractional else round(mean)
 
-def _line(title: str, inside: list[Interaction], backlog: list[Interaction], end: float, now: float) -> dict:
-    """One report line; counters are additive across lines, averages are over the line's interactions."""
     states = [ix.state_at(now)[0] for ix in inside]
     ended = [ix for ix, s in zip(inside, states) if s == "ENDED"]
     attended = [ix for ix in inside if ix.agent is not None and ix.attended <= now]
