@@ -28,6 +28,8 @@ PERSONAL_COLUMNS = frozenset({
     "customer_channel_phone", "customer_channel_external", "customer_channel_facebook",
     "customer_channel_mercado_livre", "customer_channel_telegram", "ip",
 })
+# Customer variables the document lists on their own, which a flat record may carry at its top level.
+FLAT_PERSONAL_KEYS = frozenset({"document", "main_identifier", "main_photo", "ip"})
 MIN_KEY_LENGTH = 16
 
 
@@ -84,13 +86,18 @@ class Privacy:
         return self.value(value)
 
     def _extra(self, text: str | None) -> str | None:
-        if text is None or '"customer"' not in text:
+        """Unknown fields: every customer field, and customer variables sent flat (the expanded history's
+        channel_*, document, main_identifier as variables of their own) wherever they appear."""
+        if text is None:
             return text
         extra = json.loads(text)
         fields = extra.get("customer", {}).get("fields") if isinstance(extra.get("customer"), dict) else None
-        if isinstance(fields, dict):
-            for key, value in fields.items():
-                fields[key] = self._any(value if isinstance(value, list) else None if value is None else str(value))
+        for where in (fields, extra):
+            if not isinstance(where, dict):
+                continue
+            for key, value in where.items():
+                if where is fields or _personal(key):
+                    where[key] = self._any(value if isinstance(value, list) else None if value is None else str(value))
         return json.dumps(extra, ensure_ascii=False)
 
     def _raw(self, text: str | None) -> str | None:
@@ -102,6 +109,10 @@ class Privacy:
             name = author["name"]
             author["name"] = self._any(name if isinstance(name, list) else str(name))
         return json.dumps(message, ensure_ascii=False)
+
+
+def _personal(key: str) -> bool:
+    return key.startswith("channel_") or key in FLAT_PERSONAL_KEYS
 
 
 @lru_cache(maxsize=65_536)  # customers recur across pages, messages and days

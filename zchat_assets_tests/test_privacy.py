@@ -105,6 +105,23 @@ def test_unknown_customer_fields_in_extra_json_are_protected_too():
     assert hashed["codes"] == [Privacy("hash", KEY).value("123"), Privacy("hash", KEY).value("x")]
 
 
+def test_customer_variables_sent_flat_are_protected_wherever_they_land():
+    """A flat record's customer variables the schema does not name yet go to extra_json: hashed there too."""
+    extra = '{"channel_whatsapp": "+55 11 91234-5678", "document_type": "CPF", "browser_lang": "pt-BR"}'
+    hashed = json.loads(Privacy("hash", KEY).apply(pa.table({"extra_json": [extra]})).column("extra_json")[0].as_py())
+    assert hashed == {"channel_whatsapp": Privacy("hash", KEY).value("+55 11 91234-5678"), "document_type": "CPF",
+                      "browser_lang": "pt-BR"}
+
+
+@pytest.mark.parametrize("mode", ["hash", "drop"])
+def test_no_personal_value_is_left_when_the_api_sends_customer_fields_flat(tmp_path, mode):
+    world = make_world()
+    with SandboxServer(SandboxApp(world, TOKEN, dialects=frozenset({"flat_expanded"}))) as server:
+        lake = materialize(server, tmp_path, mode, KEY if mode == "hash" else None)
+    text = lake_text(lake)
+    assert [v for v in personal_values(world) if v in text] == []
+
+
 @pytest.mark.parametrize("mode, key, words", [
     ("erase", None, "keep, hash or drop"),
     ("hash", None, "ZCHAT_PERSONAL_DATA_KEY"),
