@@ -237,3 +237,25 @@ NOON = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 ])
 def test_retry_after_in_seconds_or_as_a_date(header, seconds):
     assert parse_retry_after(header, now=NOON) == seconds
+
+
+def test_a_hung_api_fails_within_the_stall_limit(sandbox):
+    sandbox.app.faults = {"slow": 1.0}
+    sandbox.app.slow_seconds = 60
+    c = client(sandbox, read_timeout=1.0, stall_seconds=10, max_retries=50, backoff_max_seconds=0.5)
+    started = time.monotonic()
+    with pytest.raises(ApiUnavailableError, match=r"The API has answered nothing for 1\d s .* it looks hung"):
+        c.messages("1")
+    assert time.monotonic() - started < 10 + 1.0 + 1.5  # the limit, one read timeout, one back-off
+
+
+def test_isolated_429s_make_only_their_own_request_wait(sandbox):
+    """A 429 now and then is not a limit: the pool neither pauses nor shrinks."""
+    sandbox.app.latency = 0.01
+    sandbox.app.queue_faults("429")
+    c = client(sandbox, concurrency=4, min_retry_after=0.5)
+    ids = [str(r["id"]) for page in c.history_pages(*WINDOW) for r in page]
+    started = time.monotonic()
+    assert len(dict(c.messages_many(ids))) == len(ids)
+    assert c.stats.throttled == 1 and c._in_flight.limit == 4
+    assert time.monotonic() - started < 0.5 + len(ids) * 0.011 / 4 + 1.0

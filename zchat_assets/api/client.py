@@ -15,6 +15,7 @@ import queue
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -60,6 +61,34 @@ class _Retry:
     reason: str
     wait: float | None = None
     throttled: bool = False
+    timed_out: bool = False
+
+
+class Latency:
+    """Recent answer times, for early retries: a request is given 10 x the recent slowest answer (at
+    least MIN seconds), doubled at each retry, never more than the read timeout. A few answers that
+    never come then cost seconds, not a minute each; an API that has become slow for good gets its
+    longer timeouts back from the answers it still gives."""
+
+    MIN = 5.0
+    FACTOR = 10
+    SAMPLES = 200
+
+    def __init__(self, ceiling: float):
+        self._ceiling = ceiling
+        self._recent: deque[float] = deque(maxlen=self.SAMPLES)
+        self._lock = threading.Lock()
+
+    def record(self, seconds: float) -> None:
+        with self._lock:
+            self._recent.append(seconds)
+
+    def timeout(self, timeouts_so_far: int) -> float:
+        with self._lock:
+            if len(self._recent) < 5:  # not enough answers seen yet to know what slow means
+                return self._ceiling
+            slowest = sorted(self._recent)[int(0.95 * len(self._recent))]
+        return min(self._ceiling, max(self.MIN, self.FACTOR * slowest) * 2 ** timeouts_so_far)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -94,7 +123,10 @@ class ZchatClient:
             raise ConfigError(f"No API token was given: {self._token_hint}.")
         self.base_url = settings.base_url
         self._token = token.strip()
-        self._timeout = (settings.connect_timeout, settings.read_timeout)
+        self._connect_timeout = settings.connect_timeout
+        self._latency = Latency(settings.read_timeout)
+        self._stall_seconds = settings.stall_seconds
+        self._last_answer = time.monotonic()
         self._max_retries = settings.max_retries
         self._backoff = (settings.backoff_seconds, settings.backoff_max_seconds)
         self._min_retry_after = settings.min_retry_after
@@ -234,19 +266,31 @@ class ZchatClient:
 
     # -- one request ----------------------------------------------------------------------------
 
+    @property
+    def in_flight(self) -> int:
+        """Requests on the wire right now."""
+        return self._in_flight.in_flight
+
     def get(self, path: str, params: dict[str, str]) -> dict:
         """GET one endpoint with retries; returns the decoded body of a successful answer."""
-        failures = throttles = 0
+        failures = throttles = timeouts = 0
         while True:
-            outcome = self._attempt(path, params)
+            outcome = self._attempt(path, params, self._latency.timeout(timeouts))
             if isinstance(outcome, dict):
                 self._in_flight.succeeded()
                 return outcome
             label = _label(path, params)
+            if outcome.timed_out:
+                timeouts += 1
+                silent = time.monotonic() - self._last_answer
+                if silent > self._stall_seconds:
+                    raise ApiUnavailableError(
+                        f"The API has answered nothing for {silent:.0f} s ({label} timed out): it looks hung; "
+                        "try again later.")
             if outcome.throttled:
                 throttles += 1
                 self.stats.add(throttled=1)
-                self._in_flight.throttled()
+                frequent = self._in_flight.throttled()
                 give_up = throttles > self._max_throttle_waits
             else:
                 failures += 1
@@ -259,32 +303,39 @@ class ZchatClient:
             delay = self._delay(outcome, failures)
             self.stats.add(retries=1)
             self._log.warning(f"{label}: {outcome.reason}; retrying in {delay:.1f}s")
-            if outcome.throttled:
-                self._gate.pause(delay)
+            if outcome.throttled and frequent:
+                self._gate.pause(delay)  # a limit: every worker of the account waits
             else:
                 time.sleep(delay)
 
-    def _attempt(self, path: str, params: dict[str, str]) -> dict | _Retry:
+    def _attempt(self, path: str, params: dict[str, str], read_timeout: float) -> dict | _Retry:
         request = self._template.copy()
         request.url = f"{self._root}{quote(path)}?{urlencode({**params, 'token': self._token})}"
         network_error = setup_problem = None
+        timed_out = False
         with self._in_flight:
             # Paced only once it holds an in-flight slot: waiting for a slot after the pacing would let
             # the waiters go together, over the rate limit.
             self._gate.wait()
             self._limiter.acquire()
             self.stats.add(requests=1)
+            started = time.monotonic()
             try:
-                response = self._adapter.send(request, timeout=self._timeout, **self._send_settings)
+                response = self._adapter.send(request, timeout=(self._connect_timeout, read_timeout),
+                                              **self._send_settings)
                 content = response.content
             except requests.RequestException as exc:
                 network_error = f"{type(exc).__name__}: {exc}"
                 setup_problem = _setup_problem(exc)
+                timed_out = isinstance(exc, requests.exceptions.Timeout)
+            else:
+                self._last_answer = time.monotonic()
+                self._latency.record(self._last_answer - started)
         # Built outside the `except` block so that no exception keeps a reference to the URL.
         if network_error is not None:
             if setup_problem:  # retrying cannot fix a wrong address, port or certificate
                 raise ConfigError(f"{setup_problem} calling {self._clean(request.url)}: {BASE_URL_HINT}.")
-            return _Retry(self._clean(network_error))
+            return _Retry(self._clean(network_error), timed_out=timed_out)
         return self._classify(response, content, path, params, request.url)
 
     def _classify(self, response: requests.Response, content: bytes, path: str, params: dict,

@@ -27,7 +27,12 @@ class ClientSettings(BaseModel):
     rate_limit: float | None = Field(default=None, gt=0, le=100_000,
                                      description="API requests per second for the account (none: no cap).")
     connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to open a connection.")
-    read_timeout: float = Field(default=60.0, gt=0, description="Seconds to wait for an answer.")
+    read_timeout: float = Field(default=60.0, gt=0, description="Longest wait for an answer. Once answers have "
+                                                                "come, a request waits 10 x the recent slowest "
+                                                                "(at least 5 s) before it is tried again, each "
+                                                                "retry twice as long, up to this.")
+    stall_seconds: float = Field(default=120.0, ge=10, description="A step fails once the API has answered nothing "
+                                                                   "for this long (a hung API).")
     max_retries: int = Field(default=6, ge=0, le=50, description="Retries of a failed request (5xx, resets, bad bodies).")
     backoff_seconds: float = Field(default=0.5, ge=0, description="First retry delay; doubles each retry.")
     backoff_max_seconds: float = Field(default=30.0, ge=0, description="Longest retry delay.")

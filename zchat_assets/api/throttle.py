@@ -1,13 +1,15 @@
-"""Process-wide politeness: a requests-per-second cap and a shared pause after HTTP 429.
+"""Process-wide politeness: a requests-per-second cap and a shared pause after frequent HTTP 429s.
 
-When the API answers 429, every worker waits (not only the one that was told), so a storm of 429s
-slows the whole pool down instead of each thread hammering the account on its own schedule.
+When the API answers 429 often, every worker waits (not only the one that was told), so a storm of
+429s slows the whole pool down instead of each thread hammering the account on its own schedule; an
+isolated 429 makes only its own request wait.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from functools import cache
 
 
@@ -69,18 +71,23 @@ def shared_gate(account: tuple[str, str]) -> PauseGate:
 
 class AdaptiveLimit:
     """At most `limit` requests in flight, where `limit` starts at the configured concurrency, drops to
-    what the API accepted when it answers 429, and creeps back up by one after `probe_every` x `limit`
-    good answers in a row.
+    what the API accepted when it answers 429 often, and creeps back up by one after `probe_every` x
+    `limit` good answers in a row.
 
     A concurrency limit on the server side then costs one 429 now and then instead of a storm per wave
-    of requests; `ceiling` is the configured concurrency, which is never exceeded.
+    of requests; `ceiling` is the configured concurrency, which is never exceeded. An isolated 429 (a
+    few in the last WINDOW answers) changes nothing: only the request that got it waits.
     """
+
+    WINDOW = 100
+    FREQUENT = 0.05  # more 429s than this share of the recent answers means a limit, not a hiccup
 
     def __init__(self, ceiling: int, probe_every: int = 50):
         self.ceiling = self.limit = ceiling
         self.in_flight = 0
         self._probe_every = probe_every
         self._good = 0
+        self._recent: deque[bool] = deque(maxlen=self.WINDOW)  # True for a 429
         self._ready = threading.Condition()
 
     def __enter__(self) -> AdaptiveLimit:
@@ -94,14 +101,21 @@ class AdaptiveLimit:
             self.in_flight -= 1
             self._ready.notify()
 
-    def throttled(self) -> None:
-        """The API refused a request with 429: accept no more than what was in flight without it."""
+    def throttled(self) -> bool:
+        """The API refused a request with 429. When that happens often, accept no more than what was in
+        flight without it and return True (every worker should pause); an isolated one returns False."""
         with self._ready:
+            self._recent.append(True)
+            refused = sum(self._recent)
+            if refused < 2 or refused <= self.FREQUENT * max(len(self._recent), self.WINDOW // 2):
+                return False
             self.limit = max(1, min(self.limit, self.in_flight))
             self._good = 0
+            return True
 
     def succeeded(self) -> None:
         with self._ready:
+            self._recent.append(False)
             self._good += 1
             if self.limit < self.ceiling and self._good >= self._probe_every * self.limit:
                 self.limit += 1

@@ -1,5 +1,6 @@
 """Messages of every protocol of the day: one request per protocol, fetched concurrently."""
 
+import threading
 import time
 
 from dagster import AssetCheckSpec, AssetExecutionContext, AssetsDefinition, asset
@@ -15,22 +16,38 @@ PREVIEW = ["protocol_id", "message_id", "created_at", "author_type", "type", "te
 
 
 class Progress:
-    """Logs done / total / rate / ETA at most every PROGRESS_SECONDS, and at the end."""
+    """Logs done / total, requests in flight, rate and ETA every PROGRESS_SECONDS from a timer, so a
+    fetch that waits on slow answers still says so, and once at the end."""
 
-    def __init__(self, log, label: str, total: int, cached: int):
-        self.log, self.label, self.total = log, label, total
+    def __init__(self, log, label: str, total: int, cached: int, in_flight):
+        self.log, self.label, self.total, self._in_flight = log, label, total, in_flight
         self.done = 0
-        self._t0 = self._last = time.monotonic()
+        self._t0 = time.monotonic()
+        self._stop = threading.Event()
         log.info(f"{label}: {cached:,} protocols from the cache, {total:,} to fetch")
+
+    def __enter__(self) -> "Progress":
+        threading.Thread(target=self._tick, name="zchat-progress", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if exc[0] is None and self.total:
+            self._report()
 
     def step(self) -> None:
         self.done += 1
-        now = time.monotonic()
-        if now - self._last >= PROGRESS_SECONDS or self.done == self.total:
-            self._last = now
-            rate = self.done / max(now - self._t0, 1e-9)
-            eta = (self.total - self.done) / rate if rate else 0
-            self.log.info(f"{self.label}: {self.done:,}/{self.total:,} protocols, {rate:,.0f}/s, ETA {eta:,.0f}s")
+
+    def _tick(self) -> None:
+        while not self._stop.wait(PROGRESS_SECONDS):
+            self._report()
+
+    def _report(self) -> None:
+        elapsed = max(time.monotonic() - self._t0, 1e-9)
+        rate = self.done / elapsed
+        eta = f"ETA {(self.total - self.done) / rate:,.0f}s" if rate else "no answer yet"
+        self.log.info(f"{self.label}: {self.done:,}/{self.total:,} protocols, {self._in_flight():,} requests in "
+                      f"flight, {rate:,.0f}/s, {eta}")
 
 
 def messages_asset(account: Account) -> AssetsDefinition:
@@ -53,9 +70,9 @@ def messages_asset(account: Account) -> AssetsDefinition:
     def messages(context: AssetExecutionContext):
         def produce(day, client, lake) -> DayOutcome:
             expanded = lake.read("history_expanded", day.key, columns=EXPANDED_COLUMNS)
-            with DayMessages(lake, day.key, expanded, flush_messages=flush) as day_messages:
-                progress = Progress(context.log, f"messages {day.key}", len(day_messages.to_fetch),
-                                    len(day_messages.cached))
+            with DayMessages(lake, day.key, expanded, flush_messages=flush) as day_messages, \
+                    Progress(context.log, f"messages {day.key}", len(day_messages.to_fetch), len(day_messages.cached),
+                             lambda: client.in_flight) as progress:
                 for protocol_id, items in client.messages_many(day_messages.to_fetch):
                     day_messages.add(protocol_id, items)
                     progress.step()
