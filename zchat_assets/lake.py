@@ -12,6 +12,7 @@ killed run. Row groups keep a large day readable in parallel: one file a day cos
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -87,6 +88,14 @@ class PartitionWriter:
         self._writer.write_table(table)
         self.rows += table.num_rows
 
+    def abort(self) -> None:
+        """Lets go of the staging file without writing anything more (a failed write; the disk may be full)."""
+        for closing in (self._writer, self._handle):
+            with suppress(Exception):
+                if closing is not None:
+                    closing.close()
+        self._writer = self._handle = None
+
     def close(self) -> None:
         """Finishes the staging file (an empty day still gets one, with the schema); safe to call twice."""
         if self._writer is None and self._handle is None:
@@ -152,9 +161,12 @@ class Lake:
             final = self.folder(dataset, day)
             self._publish(staging, final)
             self._clear(f"{QUARANTINE}/{self.relative(dataset, day)}")  # the next good run ends the quarantine
+        except OSError as exc:  # a full disk, a lost permission, a store that went away
+            raise LakeError(f"Writing {dataset} {day} to the lake at {self.uri(self.root)} failed "
+                            f"({_reason(exc)}): nothing of it was kept and the previous version stays; free "
+                            "space or fix access, then run it again.") from None
         finally:
-            with suppress(Exception):
-                writer.close()
+            writer.abort()
             self._discard(staging)
         writer.result = WrittenPartition(self.uri(final), writer.rows, 1, size)
 
@@ -312,6 +324,13 @@ class Lake:
             raise LakeError(f"Cannot write to the lake at {self.uri(self.root)} ({exc.strerror or exc}): "
                             "check ZCHAT_LAKE_URI and its permissions.") from None
 
+
+
+def _reason(exc: OSError) -> str:
+    """An OS error in a few words, without a traceback: 'No space left on device (ENOSPC)'."""
+    name = errno.errorcode.get(exc.errno, "") if exc.errno else ""
+    text = exc.strerror or str(exc) or type(exc).__name__
+    return f"{text} ({name})" if name else text
 
 
 def _modified(info: dict) -> float:

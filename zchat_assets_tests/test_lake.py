@@ -1,6 +1,8 @@
 """The lake, on a local folder and on a real S3 server: a day replaced whole, one file a day, nothing
 left behind, the old day kept when a write fails, housekeeping by age."""
 
+import os
+import subprocess
 import time
 
 import pyarrow as pa
@@ -123,3 +125,28 @@ def test_an_unset_lake_is_refused_outside_a_local_instance(tmp_path):
     with pytest.raises(LakeError, match="ZCHAT_LAKE_URI is not set: in a deployment runs would write to"):
         implicit.open(local_instance=False)
     ZchatLake(uri=str(tmp_path)).open(local_instance=False)  # a chosen folder is fine anywhere
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 2 MB file system of its own (tmpfs), so that a write really meets a full disk."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
+    assert done.returncode == 0, f"the full-disk tests mount a tmpfs and need root: {done.stderr.decode()}"
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_a_full_disk_is_one_sentence_and_leaves_the_previous_day_and_no_staging(tiny_disk):
+    lake = Lake(str(tiny_disk / "lake"))
+    lake.write_partition("messages", DAY, table(100))
+    before = (tiny_disk / "lake" / "messages" / f"date={DAY}" / PART).read_bytes()
+    noise = pa.table({"text": [os.urandom(64).hex() for _ in range(60_000)]})  # about 8 MB, incompressible
+    with pytest.raises(LakeError) as caught:
+        lake.write_partition("messages", DAY, noise)
+    message = str(caught.value)
+    assert message.startswith(f"Writing messages {DAY} to the lake at file://{tiny_disk}/lake failed "
+                              "(No space left on device (ENOSPC))") and "\n" not in message
+    assert (tiny_disk / "lake" / "messages" / f"date={DAY}" / PART).read_bytes() == before
+    assert everything(lake) == [f"messages/date={DAY}/{PART}"]
