@@ -14,7 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from .sandbox.dialects import DIALECTS
-from .settings import from_environment
+from .settings import from_environment, named
 
 SANDBOX_TOKEN_ENV = "ZCHAT_API_TOKEN"
 DEMO_TOKEN_ENV = "ZCHAT_DEMO_TOKEN"
@@ -52,9 +52,15 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("docs", help="print the data dictionary (Markdown) generated from the schemas")
 
+    doctor = commands.add_parser("doctor", help="check an account against the real API before its first run "
+                                               "(exit 0 all good, 1 something to act on, 2 cannot reach or authenticate)")
+    doctor.add_argument("--account", default=None, help="a named account of zchat_assets/defs/ (default: the "
+                                                        "unnamed one, from the ZCHAT_* variables)")
+
     args = parser.parse_args(argv)
     try:
-        return {"sandbox": run_sandbox, "demo": run_demo, "ui": run_ui, "docs": run_docs}[args.command](args)
+        return {"sandbox": run_sandbox, "demo": run_demo, "ui": run_ui, "docs": run_docs,
+                "doctor": run_doctor}[args.command](args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"zchat-assets: {exc}", file=sys.stderr)
         return 2
@@ -153,6 +159,26 @@ def _default_signals() -> None:
     its children, which then ignore SIGTERM too; give the UI the default handlers back."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def run_doctor(args) -> int:
+    from . import doctor
+
+    return doctor.run(account_settings(args.account), os.environ)
+
+
+def account_settings(name: str | None):
+    """The unnamed account from the environment, or the account of that name under zchat_assets/defs/."""
+    if name is None:
+        return from_environment(os.environ)
+    import yaml
+
+    for path in sorted((Path(__file__).parent / "defs").rglob("defs.yaml")):
+        attributes = (yaml.safe_load(path.read_text()) or {}).get("attributes") or {}
+        if attributes.get("name") == name:
+            return named(attributes)
+    raise ValueError(f"no account named {name!r} under zchat_assets/defs/: add it with "
+                     f"dg scaffold defs zchat_assets.ZchatAccount accounts/{name}")
 
 
 def run_docs(args) -> int:

@@ -353,6 +353,11 @@ def _unknown(value: dict, tree: dict) -> dict:
     return extra
 
 
+def unknown_fields(record: dict, dataset: str) -> dict:
+    """The parts of an API record that the dataset's schema does not name (what goes to extra_json)."""
+    return _unknown(record, _known_tree(DATASETS[dataset]))
+
+
 def _values(records: list[dict], c: Column) -> list:
     """The column's value in each record: where the schema nests it, else where a flat record has it."""
     values = records

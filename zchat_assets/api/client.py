@@ -83,6 +83,10 @@ class Latency:
         with self._lock:
             self._recent.append(seconds)
 
+    def recent(self) -> list[float]:
+        with self._lock:
+            return list(self._recent)
+
     def timeout(self, timeouts_so_far: int) -> float:
         with self._lock:
             if len(self._recent) < 5:  # not enough answers seen yet to know what slow means
@@ -142,6 +146,7 @@ class ZchatClient:
         self._limiter = shared_limiter(account, self.rate_limit)
         self._gate = shared_gate(account)
         self.stats = RequestStats()
+        self.rate_headers: dict[str, str] = {}  # the latest rate-limit headers the API sent, if any
         self._session = requests.Session()
         self._adapter = HTTPAdapter(pool_connections=1, pool_maxsize=settings.concurrency, max_retries=0)
         self._session.mount("https://", self._adapter)
@@ -266,6 +271,10 @@ class ZchatClient:
 
     # -- one request ----------------------------------------------------------------------------
 
+    def latencies(self) -> list[float]:
+        """Seconds the recent answers took."""
+        return self._latency.recent()
+
     @property
     def in_flight(self) -> int:
         """Requests on the wire right now."""
@@ -331,6 +340,8 @@ class ZchatClient:
             else:
                 self._last_answer = time.monotonic()
                 self._latency.record(self._last_answer - started)
+                self.rate_headers.update((k, v) for k, v in response.headers.items()
+                                         if "ratelimit" in k.lower() or k.lower() == "retry-after")
         # Built outside the `except` block so that no exception keeps a reference to the URL.
         if network_error is not None:
             if setup_problem:  # retrying cannot fix a wrong address, port or certificate

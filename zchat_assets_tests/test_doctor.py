@@ -1,0 +1,87 @@
+"""`zchat-assets doctor` against the sandbox in each dialect, and against mistakes a user makes."""
+
+import subprocess
+import sys
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from zchat_assets import doctor
+from zchat_assets.sandbox import DIALECTS, SandboxApp, SandboxServer, World
+from zchat_assets.settings import from_environment
+
+TOKEN = "doctor-token-5e1f-SECRET"
+NOTES = {  # what the report says about each reading of the document, besides "everything matches"
+    "flat_expanded": "sends agent, department and customer fields flat",
+    "naive_times": "timestamps have no offset",
+    "fractional_averages": "averages come with decimals",
+    "not_answer": "the queue state is spelled NOT_ANSWER",
+    "counter_excludes_bots": "the expanded counter leaves bot and system messages out",
+    "missing_ids": "some messages come without an id",
+}
+
+
+def busy_world(**kw) -> World:
+    """A world whose clock stands at 15:00 yesterday (São Paulo): yesterday has data, and the queue is full."""
+    today = datetime.now(ZoneInfo("America/Sao_Paulo")).date()
+    busy = datetime.combine(today - timedelta(days=1), time(15), ZoneInfo("America/Sao_Paulo")).timestamp()
+    return World(seed=4, scale=kw.pop("scale", 200), now=lambda: busy, **kw)
+
+
+def diagnose(url: str, token: str = TOKEN, **env) -> tuple[int, str]:
+    lines: list[str] = []
+    settings = from_environment({"ZCHAT_BASE_URL": url, **env})
+    status = doctor.run(settings, {"ZCHAT_API_TOKEN": token} if token else {}, lines.append)
+    return status, "\n".join(lines)
+
+
+@pytest.mark.parametrize("dialect", ["default", *NOTES])
+def test_each_dialect_is_recognised_and_matches(dialect):
+    dialects = frozenset() if dialect == "default" else frozenset({dialect})
+    app = SandboxApp(busy_world(scale=1500), TOKEN, dialects=dialects)  # enough to find someone in the queue
+    with SandboxServer(app) as server:
+        status, report = diagnose(server.url)
+    assert status == 0, report
+    assert "Everything matches" in report and TOKEN not in report
+    if dialect != "default":
+        assert NOTES[dialect] in report, report
+    assert app.stats.requests <= 16  # a handful of small requests: the account's budget is spared
+
+
+def test_a_field_the_schema_does_not_know_is_something_to_act_on():
+    with SandboxServer(SandboxApp(busy_world(), TOKEN, schema_changes=("new_field",))) as server:
+        status, report = diagnose(server.url)
+    assert status == 1 and "fields zchat-assets does not know yet, kept in extra_json: satisfaction" in report
+
+
+def test_a_rejected_token_in_a_200_body_is_exit_2_naming_the_variable():
+    app = SandboxApp(busy_world(scale=10), "another", dialects=frozenset({"auth_in_body"}))
+    with SandboxServer(app) as server:
+        status, report = diagnose(server.url)
+    assert status == 2 and "check ZCHAT_API_TOKEN" in report and app.stats.requests == 1
+
+
+@pytest.mark.parametrize("url,words", [
+    ("http://127.0.0.1:9", "The connection was refused"),
+    ("https://127.0.0.1:{port}", "The TLS handshake failed"),
+    ("http://127.0.0.1:{port}/wrong", "HTTP 404 calling"),
+])
+def test_set_up_mistakes_are_exit_2_with_the_reason(url, words):
+    with SandboxServer(SandboxApp(busy_world(scale=10), TOKEN)) as server:
+        status, report = diagnose(url.format(port=server.port))
+    assert status == 2 and words in report and TOKEN not in report
+
+
+def test_a_missing_token_is_exit_2_naming_the_variable():
+    status, report = diagnose("http://127.0.0.1:9", token=None)
+    assert status == 2 and "ZCHAT_API_TOKEN is not set" in report
+
+
+def test_the_command_line(tmp_path):
+    with SandboxServer(SandboxApp(busy_world(scale=40), TOKEN, dialects=frozenset(DIALECTS) - {"auth_in_body"})) \
+            as server:
+        done = subprocess.run([sys.executable, "-m", "zchat_assets.cli", "doctor"], capture_output=True, text=True,
+                              env={"ZCHAT_API_TOKEN": TOKEN, "ZCHAT_BASE_URL": server.url, "PATH": ""}, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "zchat-assets doctor: the unnamed account" in done.stdout and TOKEN not in done.stdout + done.stderr
