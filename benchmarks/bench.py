@@ -262,6 +262,29 @@ def politeness(scale: int, latency: float) -> list[Row]:
     return rows
 
 
+def busy_api(scale: int, latency: float) -> list[Row]:
+    """The messages of one day when a few answers are 429 or never come, against the same day fault-free."""
+    rows, clean = [], None
+    cases = (("fault-free", ()),
+             ("1% of answers 429 (Retry-After 1 s)", ("--faults", "429=0.01", "--retry-after", "1")),
+             ("0.3% of answers slower than the 60 s read timeout", ("--faults", "slow=0.003", "--slow-seconds", "90")))
+    for label, options in cases:
+        with Sandbox(scale, latency, *options) as sandbox:
+            space = Workspace(sandbox, 8)
+            space.materialize("zchat/history_expanded")
+            sandbox.stats(reset=True)
+            wall, cpu, rss = space.materialize("zchat/messages")
+            fetch = space.steps()[0]
+            stats = sandbox.stats(reset=True)
+            clean = clean or fetch
+            faults = ", ".join(f"{n} {kind}" for kind, n in stats["faults"].items()) or "none"
+            rows.append(Row(f"{scale:,}/day messages, {latency * 1000:.0f} ms, C=8, {label}", wall, stats["requests"],
+                            cpu, rss, fetch=fetch, notes=[f"{fetch / clean:.2f} x the fault-free fetch",
+                                                          f"faults: {faults}"]))
+            space.close()
+    return rows
+
+
 GROUPS = {
     "day": lambda: [*fetch_day("2,000/day, 50 ms, C=8", 2000, 0.05, 8),
                     *fetch_day("2,000/day, 50 ms, C=32", 2000, 0.05, 32),
@@ -272,6 +295,7 @@ GROUPS = {
                      *fetch_day("50,000/day, 0 ms, C=16", 50000, 0.0, 16)],
     "backfill": lambda: backfill(30, 300, 0.05, 16),
     "politeness": lambda: politeness(2000, 0.05),
+    "faults": lambda: busy_api(2000, 0.05),
 }
 
 

@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.add_argument("--faults", default="", help="e.g. 500=0.02,reset=0.01,drift=0.1 or all=0.01")
     sandbox.add_argument("--max-in-flight", type=int, default=None, help="answer 429 above this many requests")
     sandbox.add_argument("--retry-after", type=float, default=1.0, help="seconds announced with 429s")
+    sandbox.add_argument("--slow-seconds", type=float, default=3.0, help="how late the `slow` fault answers")
     sandbox.add_argument("--schema-changes", default="", help="comma-separated: new_field, number_as_text, text_in_number")
     sandbox.add_argument("--dialect", default="", help="comma-separated readings of the vendor's document "
                                                          "(or all): " + ", ".join(DIALECTS))
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                               "(repeatable)")
 
     demo = commands.add_parser("demo", help="materialize the last complete days from a local sandbox into ./data")
-    demo.add_argument("--days", type=int, default=3)
+    demo.add_argument("--days", type=int, default=3, help="complete days to materialize, 1 to 60")
     _world_options(demo)
 
     ui = commands.add_parser("ui", help="start a sandbox and the Dagster UI (dagster dev) pointed at it")
@@ -92,7 +93,7 @@ def run_sandbox(args) -> int:
         raise ValueError(f"set {', '.join((SANDBOX_TOKEN_ENV, *args.also_token_env))} to the tokens the sandbox "
                          "should accept (any strings)")
     app = SandboxApp(_world(args), tokens[0], latency=args.latency, jitter=args.jitter, faults=parse_faults(args.faults),
-                     max_in_flight=args.max_in_flight, retry_after=args.retry_after,
+                     max_in_flight=args.max_in_flight, retry_after=args.retry_after, slow_seconds=args.slow_seconds,
                      schema_changes=tuple(c.strip() for c in args.schema_changes.split(",") if c.strip()),
                      more_accounts={t: _world(args, n) for n, t in enumerate(tokens[1:], start=1)},
                      dialects=parse_dialects(args.dialect))
@@ -118,6 +119,8 @@ def _sandbox_settings(args, server_url: str) -> dict:
 
 
 def run_demo(args) -> int:
+    if not 1 <= args.days <= 60:
+        raise ValueError(f"--days {args.days} is not valid: use a whole number of days from 1 to 60")
     from dagster import DagsterInstance
     from dagster._core.instance.ref import InstanceRef
 

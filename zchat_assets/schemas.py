@@ -296,8 +296,12 @@ CONVERSATION_FIGURES = [
     derived("first_message_at", TS, "First message (UTC)."),
     derived("last_message_at", TS, "Last message (UTC)."),
     derived("first_customer_message_at", TS, "Client's first message (UTC)."),
-    derived("first_agent_reply_at", TS, "First agent message after the client's first message (UTC)."),
-    derived("first_agent_reply_seconds", pa.int64(), "Seconds from the client's first message to the first agent reply."),
+    derived("first_agent_reply_at", TS, "First agent message after the client's first message (UTC); null when an "
+                                        "agent started the conversation (`active`) or no agent replied."),
+    derived("first_agent_reply_seconds", pa.int64(), "Seconds from the client's first message to the first agent "
+            "message after it, queue and distribution included (the API's `first_contact_time` counts from when the "
+            "agent got the interaction, so it is shorter); null when an agent started the conversation or none "
+            "replied."),
     derived("conversation_seconds", pa.int64(), "Seconds from the first to the last message."),
 ]
 CONVERSATIONS = [*HISTORY_EXPANDED[:-1], *CONVERSATION_FIGURES, EXTRA]

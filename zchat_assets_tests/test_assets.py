@@ -104,6 +104,16 @@ def test_conversation_figures():
     assert got["first_agent_reply_seconds"] == 60 and got["conversation_seconds"] == 100
     assert (got["customer_message_count"], got["agent_message_count"], got["bot_message_count"]) == (2, 2, 1)
     assert figures([])["message_count"] == 0 and figures([])["first_agent_reply_seconds"] is None
+    # An agent started it: the agent's next message is no response time to the customer.
+    assert figures(items, started_by_agent=True)["first_agent_reply_seconds"] is None
+
+
+def test_first_agent_replies_are_null_for_conversations_agents_started(sandbox, resources):
+    assert materialize(resources, partition_key=DAY).success
+    rows = resources["zchat_lake"].open().read("conversations", DAY).to_pylist()
+    started_by_agents = [r for r in rows if r["active"]]
+    assert started_by_agents and all(r["first_agent_reply_seconds"] is None for r in started_by_agents)
+    assert any(r["first_agent_reply_seconds"] is not None for r in rows if not r["active"])
 
 
 @pytest.mark.parametrize("name", ["report_by_period", "history", "messages", "conversations"])

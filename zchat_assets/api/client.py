@@ -66,11 +66,12 @@ class _Retry:
 
 class Latency:
     """Recent answer times, for early retries: a request is given 10 x the recent slowest answer (at
-    least MIN seconds), doubled at each retry, never more than the read timeout. A few answers that
-    never come then cost seconds, not a minute each; an API that has become slow for good gets its
-    longer timeouts back from the answers it still gives."""
+    least MIN seconds; FIRST before five answers came), doubled at each retry, never more than the read
+    timeout. A few answers that never come then cost seconds, not a minute each; an API that has become
+    slow for good gets its longer timeouts back from the answers it still gives."""
 
     MIN = 5.0
+    FIRST = 10.0  # before any answer came: long enough for a large page, short enough not to stall a day
     FACTOR = 10
     SAMPLES = 200
 
@@ -90,7 +91,7 @@ class Latency:
     def timeout(self, timeouts_so_far: int) -> float:
         with self._lock:
             if len(self._recent) < 5:  # not enough answers seen yet to know what slow means
-                return self._ceiling
+                return min(self._ceiling, self.FIRST * 2 ** timeouts_so_far)
             slowest = sorted(self._recent)[int(0.95 * len(self._recent))]
         return min(self._ceiling, max(self.MIN, self.FACTOR * slowest) * 2 ** timeouts_so_far)
 

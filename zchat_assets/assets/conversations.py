@@ -17,14 +17,15 @@ AUTHORS = ("CUSTOMER", "AGENT", "BOT", "SYSTEM")
 PREVIEW = ["protocol_id", "media", "current_state", "message_count", "first_agent_reply_seconds", "conversation_seconds"]
 
 
-def figures(items: list[dict]) -> dict:
-    """Derived figures of one conversation from its messages, sorted by time."""
+def figures(items: list[dict], started_by_agent: bool = False) -> dict:
+    """Derived figures of one conversation from its messages, sorted by time. The first agent reply is a
+    response time only when the customer started the conversation: null when an agent did."""
     by_author = defaultdict(int)
     for m in items:
         by_author[m["author_type"]] += 1
     first_customer = next((m["created_at"] for m in items if m["author_type"] == "CUSTOMER"), None)
     reply = None
-    if first_customer is not None:
+    if first_customer is not None and not started_by_agent:
         reply = next((m["created_at"] for m in items if m["author_type"] == "AGENT" and m["created_at"] >= first_customer), None)
     first = items[0]["created_at"] if items else None
     last = items[-1]["created_at"] if items else None
@@ -48,7 +49,8 @@ def join(expanded: pa.Table, messages: pa.Table) -> pa.Table:
     grouped: dict[str, list[dict]] = defaultdict(list)
     for row in messages.to_pylist():
         grouped[row.pop("protocol_id")].append(row)
-    rows = [figures(grouped.get(p, [])) for p in expanded.column("protocol_id").to_pylist()]
+    rows = [figures(grouped.get(p, []), bool(active)) for p, active in
+            zip(expanded.column("protocol_id").to_pylist(), expanded.column("active").to_pylist())]
     schema = dataset_schema("conversations")
     derived = {c.name: pa.array([r[c.name] for r in rows], type=c.type) for c in CONVERSATION_FIGURES}
     columns = {name: expanded.column(name) if name in expanded.column_names else derived[name]

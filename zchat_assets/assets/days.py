@@ -1,9 +1,10 @@
 """How every daily asset runs: one `produce(day)` per partition of the run, then the right events.
 
 A run may cover one day (a schedule, a click) or a range (a backfill under the single-run policy).
-Dagster copies a ranged run's `MaterializeResult` metadata onto every day, so for ranges the asset
-yields a summary result first and then one `AssetMaterialization` per day with that day's own
-figures, which makes each day's latest event the right one. If a day fails, the days already written
+Dagster records a ranged run's `MaterializeResult` once for every day of the range, and downstream
+steps need that result; so for ranges the asset yields a short text-only result first and then one
+`AssetMaterialization` per day with that day's own figures, which makes each day's latest event the
+right one and keeps the plots free of summary points. If a day fails, the days already written
 are still recorded before the error propagates.
 
 `api_days` is the same for assets that call the API: it opens the account's lake (probed before any
@@ -82,9 +83,10 @@ def run_days(context: AssetExecutionContext, account: Account, produce: Callable
     if len(days) == 1 and done:
         yield MaterializeResult(metadata=done[0][1].metadata)
     elif len(days) > 1 and done:
-        rows = sum(o.metadata.get("dagster/row_count", 0) for _, o in done)
-        yield MaterializeResult(metadata={"days": len(done), "first_day": done[0][0].key, "last_day": done[-1][0].key,
-                                          "rows_all_days": rows})
+        # Dagster records this result once for every day of the range, before each day's own event; it
+        # holds text only, so that it never adds a point to the per-day plots.
+        yield MaterializeResult(metadata={"run": f"{len(done)} days, {done[0][0].key} to {done[-1][0].key}; "
+                                                 "each day's own figures follow in its next event"})
     # Checks before the per-day events: Dagster compares a check's data version with the latest event.
     yield from _check_results(audited)
     if len(days) > 1:
