@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import warnings
@@ -103,19 +106,24 @@ def run_sandbox(args) -> int:
     return 0
 
 
-def _project_home() -> Path:
-    """DAGSTER_HOME if set, else this folder when it holds dagster.yaml (the repo root)."""
-    if os.environ.get("DAGSTER_HOME"):
-        return Path(os.environ["DAGSTER_HOME"])
-    if Path("dagster.yaml").exists():
-        return Path.cwd()
-    raise FileNotFoundError("run this from the repository root (where dagster.yaml is) or set DAGSTER_HOME")
+def _sandbox_home() -> Path:
+    """`.sandbox/` in the repository root: the demo's and the sandbox UI's own Dagster instance, so that
+    they never mix with the instance, the `.env` or the lake of a real account (Dagster's CLI loads the
+    `.env` of the folder it starts in, over the environment it was given)."""
+    root = Path.cwd()
+    if not (root / "dagster.yaml").exists() or not (root / "workspace.yaml").exists():
+        raise FileNotFoundError("run this from the repository root (where dagster.yaml and workspace.yaml are)")
+    home = root / ".sandbox"
+    home.mkdir(exist_ok=True)
+    config = (root / "dagster.yaml").read_text().replace("base_dir: .dagster", f"base_dir: {home / '.dagster'}")
+    (home / "dagster.yaml").write_text(config)
+    shutil.copy(root / "workspace.yaml", home / "workspace.yaml")
+    return home
 
 
 def _sandbox_settings(args, server_url: str) -> dict:
-    """The unnamed account's attributes that point it at the sandbox (the lake stays ZCHAT_LAKE_URI, or ./data)."""
-    return {"base_url": server_url, "timezone": _timezone(args),
-            "lake_uri": os.environ.get("ZCHAT_LAKE_URI") or str(Path("data").resolve())}
+    """The unnamed account pointed at the sandbox, with its lake in ./data whatever ZCHAT_LAKE_URI says."""
+    return {"base_url": server_url, "timezone": _timezone(args), "lake_uri": str(Path("data").resolve())}
 
 
 def run_demo(args) -> int:
@@ -127,34 +135,56 @@ def run_demo(args) -> int:
     from .demo import run
     from .sandbox import SandboxApp, SandboxServer
 
-    home = _project_home()
+    home = _sandbox_home()
     token = secrets.token_urlsafe(24)
     with SandboxServer(SandboxApp(_world(args), token)) as server:
         # The demo runs in this process: its resources read the token from the variable they name.
         os.environ[DEMO_TOKEN_ENV] = token
-        account = from_environment(os.environ, token_env=DEMO_TOKEN_ENV, **_sandbox_settings(args, server.url))
+        account = from_environment({}, token_env=DEMO_TOKEN_ENV, **_sandbox_settings(args, server.url))
         yesterday = datetime.now(ZoneInfo(account.timezone)).date() - timedelta(days=1)
         first = yesterday - timedelta(days=args.days - 1)
-        instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home.resolve())))
+        instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
         return run(account, instance, first.isoformat(), yesterday.isoformat(), scale=args.scale)
 
 
 def run_ui(args) -> int:
     from .sandbox import SandboxApp, SandboxServer
 
-    home = _project_home()
+    named_accounts = sorted(p.parent.name for p in (Path(__file__).parent / "defs").rglob("defs.yaml")
+                            if "name:" in p.read_text())
+    if named_accounts:
+        raise ValueError(f"zchat_assets/defs/ has named accounts ({', '.join(named_accounts)}) that would call their "
+                         "real APIs from the sandbox UI: use dagster dev -w workspace.yaml for them")
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", args.port))
+        except OSError:
+            raise ValueError(f"port {args.port} is in use (another Dagster UI?): pass --port with a free one") from None
+    home = _sandbox_home()
     token = secrets.token_urlsafe(24)
     with SandboxServer(SandboxApp(_world(args), token)) as server:
         settings = _sandbox_settings(args, server.url)
-        env = {**os.environ, "DAGSTER_HOME": str(home.resolve()), SANDBOX_TOKEN_ENV: token,
-               "ZCHAT_BASE_URL": settings["base_url"], "ZCHAT_TIMEZONE": settings["timezone"],
-               "ZCHAT_LAKE_URI": settings["lake_uri"]}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ZCHAT_")}
+        env.update({"DAGSTER_HOME": str(home), SANDBOX_TOKEN_ENV: token, "ZCHAT_BASE_URL": settings["base_url"],
+                    "ZCHAT_TIMEZONE": settings["timezone"], "ZCHAT_LAKE_URI": settings["lake_uri"]})
         print(f"Sandbox on {server.url}; Dagster UI on http://127.0.0.1:{args.port} (Ctrl-C stops both).", flush=True)
         command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-p", str(args.port)]
+        child = subprocess.Popen(command, cwd=home, env=env, start_new_session=True, preexec_fn=_default_signals)
+
+        def stop(*_):  # closing the terminal, `timeout`, kill: the UI and all its children go too
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGTERM)
+
+        for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(number, stop)
         try:
-            return subprocess.call(command, env=env, preexec_fn=_default_signals)
-        except KeyboardInterrupt:
-            return 0
+            return child.wait()
+        finally:
+            stop()
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
 
 
 def _default_signals() -> None:

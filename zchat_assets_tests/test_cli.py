@@ -2,8 +2,12 @@
 
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -66,11 +70,56 @@ def test_a_backfill_through_the_cli_is_exact_under_faults_and_leaks_no_token(tmp
                                messages=sum(len(message_ids(world, d)) for d in days), token_hits=len(hits))
 
 
-def test_demo_runs_from_a_project_folder(tmp_path):
+def test_demo_runs_from_a_project_folder_and_ignores_a_real_configuration(tmp_path):
+    """A `.env` and ZCHAT_* variables of a real account change nothing: the demo has its own instance
+    (.sandbox/) and lake (./data), and leaves nothing else in the folder."""
     home = project_home(tmp_path)
+    (home / ".env").write_text(f"ZCHAT_LAKE_URI={tmp_path / 'real-lake'}\nZCHAT_BASE_URL=https://zchat.zenvia.io\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZCHAT_", "DAGSTER_HOME"))}
+    env.update(ZCHAT_LAKE_URI=str(tmp_path / "real-lake"), ZCHAT_BASE_URL="https://zchat.zenvia.io")
     done = subprocess.run([sys.executable, "-m", "zchat_assets.cli", "demo", "--days", "1", "--scale", "40"],
                           cwd=home, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "zchat/conversations" in done.stdout and "11/11 checks passed" in done.stdout
     assert len(list((home / "data" / "messages").glob("date=*/*.parquet"))) == 1
+    assert not (tmp_path / "real-lake").exists()
+    assert sorted(p.name for p in home.iterdir()) == [".env", ".sandbox", "dagster.yaml", "data", "workspace.yaml"]
+
+
+def test_demo_refuses_zero_days_in_one_sentence(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "zchat_assets.cli", "demo", "--days", "0"], cwd=project_home(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip() == \
+        "zchat-assets: --days 0 is not valid: use a whole number of days from 1 to 60"
+
+
+def test_ui_on_a_busy_port_fails_at_once(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "zchat_assets.cli", "ui", "--port", str(port)],
+                              cwd=project_home(tmp_path), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and f"port {port} is in use" in done.stderr and "Sandbox on" not in done.stdout
+
+
+def test_ui_stops_every_child_on_sigterm(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ui = subprocess.Popen([sys.executable, "-m", "zchat_assets.cli", "ui", "--port", str(port)],
+                          cwd=project_home(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    children = subprocess.run(["pgrep", "-f", f"dagster.*{port}"], capture_output=True, text=True).stdout.split()
+    assert children, "the UI did not start"
+    ui.send_signal(signal.SIGTERM)
+    assert ui.wait(timeout=60) is not None
+    time.sleep(2)
+    left = subprocess.run(["pgrep", "-f", f"dagster.*{port}"], capture_output=True, text=True).stdout.split()
+    assert left == []
