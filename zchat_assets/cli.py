@@ -150,8 +150,7 @@ def run_demo(args) -> int:
 def run_ui(args) -> int:
     from .sandbox import SandboxApp, SandboxServer
 
-    named_accounts = sorted(p.parent.name for p in (Path(__file__).parent / "defs").rglob("defs.yaml")
-                            if "name:" in p.read_text())
+    named_accounts = sorted(attributes["name"] for attributes in _account_attributes() if attributes.get("name"))
     if named_accounts:
         raise ValueError(f"zchat_assets/defs/ has named accounts ({', '.join(named_accounts)}) that would call their "
                          "real APIs from the sandbox UI: use dagster dev -w workspace.yaml for them")
@@ -204,14 +203,19 @@ def account_settings(name: str | None):
     """The unnamed account from the environment, or the account of that name under zchat_assets/defs/."""
     if name is None:
         return from_environment(os.environ)
-    import yaml
-
-    for path in sorted((Path(__file__).parent / "defs").rglob("defs.yaml")):
-        attributes = (yaml.safe_load(path.read_text()) or {}).get("attributes") or {}
+    for attributes in _account_attributes():
         if attributes.get("name") == name:
             return named(attributes)
     raise ValueError(f"no account named {name!r} under zchat_assets/defs/: add it with "
                      f"dg scaffold defs zchat_assets.ZchatAccount accounts/{name}")
+
+
+def _account_attributes() -> list[dict]:
+    """The attributes of every account under zchat_assets/defs/, as written in their defs.yaml."""
+    import yaml
+
+    return [(yaml.safe_load(path.read_text()) or {}).get("attributes") or {}
+            for path in sorted((Path(__file__).parent / "defs").rglob("defs.yaml"))]
 
 
 def run_docs(args) -> int:
