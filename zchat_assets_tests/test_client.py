@@ -8,9 +8,11 @@ from datetime import date, datetime, timezone
 
 import pytest
 import requests
+from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError
 
 from zchat_assets.api import (ApiUnavailableError, AuthError, BadRequestError, ClientSettings, ConfigError, ZchatClient,
                               parse_retry_after)
+from zchat_assets.api.client import _setup_problem
 from zchat_assets.sandbox import SandboxApp, SandboxServer
 
 from .conftest import DAY, TOKEN, make_world
@@ -259,3 +261,21 @@ def test_isolated_429s_make_only_their_own_request_wait(sandbox):
     assert len(dict(c.messages_many(ids))) == len(ids)
     assert c.stats.throttled == 1 and c._in_flight.limit == 4
     assert time.monotonic() - started < 0.5 + len(ids) * 0.011 / 4 + 1.0
+
+
+def _connection_error(reason) -> requests.exceptions.ConnectionError:
+    return requests.exceptions.ConnectionError(MaxRetryError(None, "/x", reason))
+
+
+@pytest.mark.parametrize("exc,problem", [
+    (requests.exceptions.SSLError("wrong version number"), "The TLS handshake failed"),
+    (_connection_error(NameResolutionError("zchat.invalid", None, OSError("gaierror"))),
+     "The API's host name does not resolve"),
+    (_connection_error(NewConnectionError(None, "Connection refused")), "The connection was refused"),
+    (_connection_error(ConnectionResetError("reset by peer")), None),      # a fault of the moment: retried
+    (requests.exceptions.ConnectTimeout("timed out"), None),
+    (requests.exceptions.ReadTimeout("timed out"), None),
+])
+def test_set_up_mistakes_are_told_apart_from_faults_of_the_moment(exc, problem):
+    found = _setup_problem(exc)
+    assert (found is None) if problem is None else found.startswith(problem)
