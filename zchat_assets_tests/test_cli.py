@@ -62,7 +62,7 @@ def test_a_backfill_through_the_cli_is_exact_under_faults_and_leaks_no_token(tmp
     assert injected > 0
     for day in days:
         assert_lake_matches(Lake(str(lake)), world, day)
-    assert failed.returncode != 0 and "rejected the token (HTTP 401)" in failed.stderr
+    assert failed.returncode != 0 and "rejected the token (HTTP 401: Invalid or missing token)" in failed.stderr
     assert (home / ".dagster" / "storage").exists() and list((home / ".dagster").rglob("*.err"))
     hits = token_hits(home, lake, texts=(backfill.stdout, backfill.stderr, failed.stdout, failed.stderr))
     assert hits == []
