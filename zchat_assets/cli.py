@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
                               "(repeatable)")
 
     demo = commands.add_parser("demo", help="materialize the last complete days from a local sandbox into ./data")
-    demo.add_argument("--days", type=int, default=3, help="complete days to materialize, 1 to 60")
+    demo.add_argument("--days", type=int, default=14, help="complete days to materialize, 1 to 60 (default 14: "
+                                                           "enough for the UI's plots to show a fortnight's shape)")
     _world_options(demo)
 
     ui = commands.add_parser("ui", help="start a sandbox and the Dagster UI (dagster dev) pointed at it")
@@ -121,9 +122,16 @@ def _sandbox_home() -> Path:
     return home
 
 
-def _sandbox_settings(args, server_url: str) -> dict:
-    """The unnamed account pointed at the sandbox, with its lake in ./data whatever ZCHAT_LAKE_URI says."""
-    return {"base_url": server_url, "timezone": _timezone(args), "lake_uri": str(Path("data").resolve())}
+DEMO_START = "demo_start"  # in .sandbox/: the demo's first day, where the sandbox UI's partitions start
+
+
+def _sandbox_settings(args, server_url: str, home: Path) -> dict:
+    """The unnamed account pointed at the sandbox, with its lake in ./data whatever ZCHAT_LAKE_URI says,
+    and its partitions starting where the demo's data starts (so the UI does not look empty)."""
+    timezone = _timezone(args)
+    default = datetime.now(ZoneInfo(timezone)).date() - timedelta(days=14)
+    start = (home / DEMO_START).read_text().strip() if (home / DEMO_START).exists() else default.isoformat()
+    return {"base_url": server_url, "timezone": timezone, "lake_uri": str(Path("data").resolve()), "start_date": start}
 
 
 def run_demo(args) -> int:
@@ -140,9 +148,11 @@ def run_demo(args) -> int:
     with SandboxServer(SandboxApp(_world(args), token)) as server:
         # The demo runs in this process: its resources read the token from the variable they name.
         os.environ[DEMO_TOKEN_ENV] = token
-        account = from_environment({}, token_env=DEMO_TOKEN_ENV, **_sandbox_settings(args, server.url))
-        yesterday = datetime.now(ZoneInfo(account.timezone)).date() - timedelta(days=1)
+        yesterday = datetime.now(ZoneInfo(_timezone(args))).date() - timedelta(days=1)
         first = yesterday - timedelta(days=args.days - 1)
+        earlier = (home / DEMO_START).read_text().strip() if (home / DEMO_START).exists() else first.isoformat()
+        (home / DEMO_START).write_text(min(first.isoformat(), earlier))  # keeps the days of earlier demos
+        account = from_environment({}, token_env=DEMO_TOKEN_ENV, **_sandbox_settings(args, server.url, home))
         instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
         return run(account, instance, first.isoformat(), yesterday.isoformat(), scale=args.scale)
 
@@ -162,10 +172,13 @@ def run_ui(args) -> int:
     home = _sandbox_home()
     token = secrets.token_urlsafe(24)
     with SandboxServer(SandboxApp(_world(args), token)) as server:
-        settings = _sandbox_settings(args, server.url)
+        settings = _sandbox_settings(args, server.url, home)
         env = {k: v for k, v in os.environ.items() if not k.startswith("ZCHAT_")}
         env.update({"DAGSTER_HOME": str(home), SANDBOX_TOKEN_ENV: token, "ZCHAT_BASE_URL": settings["base_url"],
-                    "ZCHAT_TIMEZONE": settings["timezone"], "ZCHAT_LAKE_URI": settings["lake_uri"]})
+                    "ZCHAT_TIMEZONE": settings["timezone"], "ZCHAT_LAKE_URI": settings["lake_uri"],
+                    "ZCHAT_START_DATE": settings["start_date"],
+                    # `dagster dev` tells at every start that `dg dev` supersedes it: nothing to act on here.
+                    "PYTHONWARNINGS": "ignore:Function `dev_command` is superseded"})
         print(f"Sandbox on {server.url}; Dagster UI on http://127.0.0.1:{args.port} (Ctrl-C stops both).", flush=True)
         command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-p", str(args.port)]
         child = subprocess.Popen(command, cwd=home, env=env, start_new_session=True, preexec_fn=_default_signals)

@@ -1,11 +1,17 @@
 """The code location: every account defined under `zchat_assets/defs/`, loaded by Dagster's components."""
 
+import warnings
 from pathlib import Path
 
 import dagster as dg
 
 from .resources import ZchatLake
 from .settings import SettingsError
+
+
+# Dagster flags two parameters this project relies on as beta, once per asset, at every start: noise
+# that says nothing to a user. Only these two messages are silenced.
+warnings.filterwarnings("ignore", message=r"Parameter `(backfill_policy|execution_type)`", category=dg.BetaWarning)
 
 
 @dg.definitions

@@ -103,12 +103,13 @@ def test_ui_on_a_busy_port_fails_at_once(tmp_path):
     assert done.returncode == 2 and f"port {port} is in use" in done.stderr and "Sandbox on" not in done.stdout
 
 
-def test_ui_stops_every_child_on_sigterm(tmp_path):
+def test_ui_starts_quietly_and_stops_every_child_on_sigterm(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    output = (tmp_path / "ui.log").open("w")
     ui = subprocess.Popen([sys.executable, "-m", "zchat_assets.cli", "ui", "--port", str(port)],
-                          cwd=project_home(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                          cwd=project_home(tmp_path), stdout=output, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -123,3 +124,5 @@ def test_ui_stops_every_child_on_sigterm(tmp_path):
     time.sleep(2)
     left = subprocess.run(["pgrep", "-f", f"dagster.*{port}"], capture_output=True, text=True).stdout.split()
     assert left == []
+    shown = (tmp_path / "ui.log").read_text()
+    assert "Serving dagster-webserver" in shown and "Warning" not in shown  # no beta or supersession noise
