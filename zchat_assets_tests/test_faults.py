@@ -12,7 +12,7 @@ from zchat_assets.lake import Lake
 from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer
 
-from .conftest import ALL, TOKEN, fast_api, make_world, only
+from .conftest import ALL, TOKEN, fast_api, make_world
 from .truth import assert_lake_matches, message_ids, protocols
 
 pytestmark = pytest.mark.slow
