@@ -140,3 +140,16 @@ def test_each_token_is_an_account_with_its_own_world(tmp_path):
     assert mine and theirs and not {r["id"] for r in mine} & {r["id"] for r in theirs}
     assert crossed.status_code == 404  # one account cannot read another's conversations
     assert stats["by_account"] == {"0": {"requests": 2, "max_per_second": 2}, "1": {"requests": 1, "max_per_second": 1}}
+
+
+def test_reports_count_the_queue_and_pending_lists_as_the_period_ended():
+    """A day's report agrees with what ongoing showed at the day's end: some interactions were still
+    pending or waiting for the customer overnight."""
+    world = make_world(scale=400)
+    start, end = world.local_bounds(date.fromisoformat(DAY))
+    total = Views(world).report({"data_type": "period", "from": f"{DAY} 00:00:00", "to": f"{DAY} 23:59:59",
+                                 "timezone": "-0300"})[-1]
+    open_at_end = [ix.state_at(end)[0] for ix in world.between(start, end) if ix.ended > end]
+    assert (total["pending"], total["postponed"], total["not_answered"]) == (
+        open_at_end.count("PENDING"), open_at_end.count("POSTPONED"), open_at_end.count("NOT_ANSWERED"))
+    assert total["pending"] + total["postponed"] + total["not_answered"] > 0

@@ -282,6 +282,9 @@ def _line(title: str, inside: list[Interaction], backlog: list[Interaction], end
         return round(mean, 2) if fractional else round(mean)
 
     states = [ix.state_at(now)[0] for ix in inside]
+    # In queue, pending and postponed: where the period's interactions stood when it ended (or now, for a
+    # period still going on), as the ongoing endpoint showed them at that moment.
+    at_end = [ix.state_at(min(end, now))[0] for ix in inside]
     ended = [ix for ix, s in zip(inside, states) if s == "ENDED"]
     attended = [ix for ix in inside if ix.agent is not None and ix.attended <= now]
     first = [ix.first_contact for ix in ended if ix.first_contact is not None]
@@ -298,9 +301,9 @@ def _line(title: str, inside: list[Interaction], backlog: list[Interaction], end
         "expired": states.count("EXPIRED"),
         "made": sum(1 for ix in inside if ix.active),
         "missed": states.count("MISSED"),
-        "not_answered": states.count("NOT_ANSWERED"),
-        "pending": states.count("PENDING"),
-        "postponed": states.count("POSTPONED"),
+        "not_answered": at_end.count("NOT_ANSWERED"),
+        "pending": at_end.count("PENDING"),
+        "postponed": at_end.count("POSTPONED"),
         "rang": len(attended),
         "received": sum(1 for ix in inside if not ix.active),
         "remainder": sum(1 for ix in inside if ix.ended > min(end, now) and ix.final_state not in NO_AGENT_STATES),
