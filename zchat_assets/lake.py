@@ -185,10 +185,7 @@ class Lake:
         self.fs.pipe_file(f"{folder}/findings.json",
                           json.dumps({"dataset": dataset, "day": day, "rejected_at": datetime.now().astimezone()
                                       .isoformat(timespec="seconds"), "checks": findings}, indent=2).encode())
-        if self.local:
-            os.replace(staging, f"{folder}/{PART}")
-        else:
-            self.fs.copy(staging, f"{folder}/{PART}")
+        self._put(staging, f"{folder}/{PART}")
         return self.uri(folder)
 
     def _clear(self, relative_folder: str) -> None:
@@ -200,13 +197,18 @@ class Lake:
         the day (days written before this layout could have several)."""
         target = f"{final}/{PART}"
         self.fs.makedirs(final, exist_ok=True)
-        if self.local:
-            os.replace(staging, target)
-        else:
-            self.fs.copy(staging, target)  # one object, copied server-side: never a folder moved
+        self._put(staging, target)
         for path in self._parquet(final):
             if path.rsplit("/", 1)[-1] != PART:
                 self.fs.rm(path)
+
+    def _put(self, staging: str, target: str) -> None:
+        """One file onto its key in one atomic step: a rename on a local disk, a single object copied
+        server-side on an object store (never a folder moved); the staging file is discarded later."""
+        if self.local:
+            os.replace(staging, target)
+        else:
+            self.fs.copy(staging, target)
 
     def _discard(self, path: str) -> None:
         """Removes a staging file if it is still there; a failure here never hides the real one."""
@@ -224,10 +226,7 @@ class Lake:
             with self.fs.open(staging, "wb") as handle:
                 pq.write_table(table, handle, compression="zstd")
             self.fs.makedirs(self.folder(dataset, day), exist_ok=True)
-            if self.local:
-                os.replace(staging, final)
-            else:
-                self.fs.copy(staging, final)
+            self._put(staging, final)
         finally:
             self._discard(staging)
         return f"{self.relative(dataset, day)}/{name}"
