@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from .api import ApiUnavailableError, AuthError, ConfigError, ZchatClient, ZchatError
+from .api.errors import missing_token
 from .api.vendor import QUEUE_STATES
 from .assets.partitions import day_window
 from .schemas import DATASETS, SchemaError, to_table, unknown_fields
@@ -50,8 +51,7 @@ def run(settings: AccountSettings, environ: Mapping[str, str], out=print) -> int
     out(f"zchat-assets doctor: {who} at {settings.base_url}")
     token = (environ.get(settings.token_env) or "").strip()
     if not token:
-        out(f"  FAIL  {settings.token_env} is not set: put the account's token there (Zenvia Chat: Settings > "
-            "Integrations > API).")
+        out(f"  FAIL  {missing_token(settings.token_env)}")
         return 2
     report = Report(out)
     day = day_window((datetime.now(ZoneInfo(settings.timezone)).date() - timedelta(days=1)).isoformat(),

@@ -15,9 +15,12 @@ from .settings import DEFAULT_KEY_ENV
 
 class ZchatApi(ConfigurableResource, ClientSettings):
     """One Zenvia Chat account's API. Give `token` as `EnvVar(<token_env>)` so that only the variable's
-    name, never its value, reaches run config and the UI; the other fields are the client's settings."""
+    name, never its value, reaches run config and the UI; the other fields are the client's settings.
+    Without a token (the variable unset where the definitions load) each use fails with a sentence that
+    names `token_env` and where tokens are made, instead of Dagster's config error before the run."""
 
-    token: str = Field(description="API token (secret), given as the environment variable named by token_env.")
+    token: str | None = Field(default=None, description="API token (secret), given as the environment variable "
+                                                         "named by token_env.")
 
     def open_client(self, logger: logging.Logger | None = None, rate_share: float = 1.0) -> ZchatClient:
         """A new client with its own pool and request counters, holding `rate_share` of the account's

@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 
 from zchat_assets import definitions
+from zchat_assets.api.errors import missing_token
 from zchat_assets.settings import SettingsError, from_environment, named
 
 DATASETS = ("report_by_period", "report_by_agent", "report_by_department", "report_by_channel", "report_by_tag",
@@ -34,9 +35,19 @@ def test_the_shipped_account_keeps_the_single_account_keys_and_names(shipped):
     assert set(shipped.resources) == {"zchat_api", "zchat_lake"}
 
 
-def test_the_token_is_read_from_the_environment_not_stored_in_config(shipped):
-    api = shipped.resources["zchat_api"]
+def test_the_token_is_read_from_the_environment_not_stored_in_config(monkeypatch):
+    monkeypatch.setenv("ZCHAT_API_TOKEN", "a-secret")
+    api = definitions.defs().resources["zchat_api"]
     assert api.token == "ZCHAT_API_TOKEN" and type(api.token).__name__ == "EnvVar"
+
+
+def test_without_the_token_a_run_fails_in_a_sentence_saying_where_tokens_are_made(shipped, monkeypatch, tmp_path):
+    """Not Dagster's config error before the run: ours, naming the variable, from the first API step."""
+    monkeypatch.setenv("ZCHAT_LAKE_URI", str(tmp_path))
+    result = definitions.defs().resolve_implicit_global_asset_job_def().execute_in_process(
+        partition_key="2026-11-18", asset_selection=[dg.AssetKey(["zchat", "history"])], raise_on_error=False)
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert missing_token("ZCHAT_API_TOKEN") in failure.step_failure_data.error.cause.message
 
 
 @pytest.mark.parametrize("env,sentence", [

@@ -8,6 +8,7 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
+from zchat_assets.api.errors import missing_token
 from zchat_assets.assets.sensors import ended_days, load_cursor
 from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer, World
@@ -74,6 +75,12 @@ def test_a_revoked_token_skips_with_a_sentence_naming_the_variable(tmp_path):
         resources = {"zchat_api": fast_api(server.url), "zchat_lake": ZchatLake(uri=str(tmp_path))}
         result = tick(instance, resources)
     assert "ZCHAT_API_TOKEN" in result.skip_message
+
+
+def test_a_missing_token_skips_with_a_sentence_saying_where_tokens_are_made(tmp_path):
+    resources = {"zchat_api": fast_api("http://127.0.0.1:9", token=None), "zchat_lake": ZchatLake(uri=str(tmp_path))}
+    result = tick(dg.DagsterInstance.ephemeral(), resources)
+    assert missing_token("ZCHAT_API_TOKEN") in result.skip_message
 
 
 @pytest.mark.slow

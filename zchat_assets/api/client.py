@@ -25,7 +25,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
-from .errors import ApiUnavailableError, AuthError, BadRequestError, ConfigError
+from .errors import TOKEN_PAGE, ApiUnavailableError, AuthError, BadRequestError, ConfigError, missing_token
 from .redact import install_log_redaction, redact
 from .settings import ClientSettings
 from .throttle import AdaptiveLimit, shared_gate, shared_limiter
@@ -122,10 +122,9 @@ class ZchatClient:
         """`rate_share` is the part of the account's `rate_limit` this client may use (runs and steps that
         can call the API at the same time each hold a part)."""
         settings = settings or ClientSettings()
-        self._token_hint = (f"check {settings.token_env} (generate a token in Zenvia Chat under Settings > "
-                            "Integrations > API)")
+        self._token_hint = f"check {settings.token_env} (generate a token in {TOKEN_PAGE})"
         if not token or not token.strip():
-            raise ConfigError(f"No API token was given: {self._token_hint}.")
+            raise ConfigError(missing_token(settings.token_env))
         self.base_url = settings.base_url
         self._token = token.strip()
         self._connect_timeout = settings.connect_timeout

@@ -1,5 +1,12 @@
 """Typed errors of the Zenvia Chat client; every message is one sentence a user can act on."""
 
+# Where tokens are made, as the vendor's document says; every error about a token points there.
+TOKEN_PAGE = "Zenvia Chat under Settings > Integrations > API (https://zchat-admin.zenvia.com/integrations)"
+
+
+def missing_token(token_env: str) -> str:
+    return f"{token_env} is not set: generate the account's token in {TOKEN_PAGE} and set {token_env} to it."
+
 
 class ZchatError(Exception):
     """Base class: anything the client raises on purpose."""

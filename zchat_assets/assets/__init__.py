@@ -17,7 +17,7 @@ from .sensors import ongoing_sensor
 
 
 def build_account_defs(settings: AccountSettings, environ: Mapping[str, str]) -> Definitions:
-    """Everything of one account; `environ` is only asked whether the hashing secret is set and valid."""
+    """Everything of one account; `environ` is only asked whether the token is set and the hashing secret valid."""
     account = Account(settings)
     assets = [*report_assets(account), *history_assets(account)]
     if account.has("messages"):

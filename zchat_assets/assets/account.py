@@ -93,12 +93,13 @@ class Account:
                                     timezone=self.settings.timezone)
 
     def resources(self, environ: Mapping[str, str]) -> dict:
-        """The account's resources; secrets go in as `EnvVar`s, so only their names reach the UI."""
+        """The account's resources; secrets go in as `EnvVar`s, so only their names reach the UI. An unset
+        token is left out: the run then fails in our sentence (see `ZchatApi`), not in Dagster's."""
         self.settings.privacy(environ)  # a missing or short hashing secret stops the load, in one sentence
         client = {name: getattr(self.settings, name) for name in ClientSettings.model_fields}
-        key_env = self.settings.personal_data_key_env
+        key_env, token_env = self.settings.personal_data_key_env, self.settings.token_env
         return {
-            self.api_key: ZchatApi(token=EnvVar(self.settings.token_env), **client),
+            self.api_key: ZchatApi(token=EnvVar(token_env) if environ.get(token_env) else None, **client),
             self.lake_key: ZchatLake(uri=self.settings.lake_uri, account=self.name,
                                      uri_setting="ZCHAT_LAKE_URI" if self.name is None else f"{self.name}'s lake_uri",
                                      uri_is_default="lake_uri" not in self.settings.model_fields_set,
