@@ -1,10 +1,13 @@
-"""The API window of a day in the account's time zone, across daylight-saving changes."""
+"""The API window of a day in the account's time zone, across daylight-saving changes; days outside
+the partitions."""
 
 from datetime import datetime, timezone
 
 import pytest
 
-from zchat_assets.assets.partitions import day_window, local_day
+from dagster._core.definitions.partitions.context import partition_loading_context
+
+from zchat_assets.assets.partitions import AccountDays, OutsideThePartitions, day_window, local_day
 
 
 @pytest.mark.parametrize("key,zone,offset", [
@@ -30,3 +33,20 @@ def test_day_window(key, zone, offset):
 ])
 def test_local_day(moment, zone, day):
     assert local_day(moment, zone) == day
+
+
+@pytest.mark.parametrize("key", ["2024-12-31", "2999-01-01", "2025-1-2", "yesterday"])
+def test_a_day_outside_the_partitions_is_refused_in_a_sentence_naming_the_range_and_the_setting(key):
+    days = AccountDays(start_date="2025-01-01", timezone="America/Sao_Paulo")
+    with partition_loading_context() as context, pytest.raises(OutsideThePartitions) as refused:
+        days.validate_partition_key(key, context)
+    assert refused.value.message.startswith(f"{key} is not one of the partitions, which run from 2025-01-01 "
+                                            "(the start date: ZCHAT_START_DATE, or start_date in a named account's")
+    assert f"to {days.get_last_partition_key()} (yesterday in America/Sao_Paulo)" in refused.value.message
+
+
+def test_a_day_inside_the_partitions_is_accepted():
+    days = AccountDays(start_date="2025-01-01", timezone="America/Sao_Paulo")
+    with partition_loading_context() as context:
+        days.validate_partition_key("2025-01-01", context)
+        days.validate_partition_key(days.get_last_partition_key(), context)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from dagster import (AssetExecutionContext, AssetKey, AutomationCondition, BackfillPolicy, DagsterInstance,
-                     DailyPartitionsDefinition, EnvVar, FreshnessPolicy)
+                     EnvVar, FreshnessPolicy)
 from dagster._core.storage.runs import InMemoryRunStorage, SqliteRunStorage
 
 from ..api import ZchatClient
@@ -20,7 +20,7 @@ from ..api.settings import ClientSettings
 from ..lake import Lake
 from ..resources import ZchatApi, ZchatLake
 from ..settings import AccountSettings
-from .partitions import Day, day_window
+from .partitions import AccountDays, Day, day_window
 
 # Several days per run: a backfill of a month is one run per asset step, not thirty.
 BACKFILL_POLICY = BackfillPolicy.single_run()
@@ -35,7 +35,7 @@ class Account:
     def __init__(self, settings: AccountSettings):
         self.settings = settings
         self.name = settings.name
-        self.partitions = DailyPartitionsDefinition(start_date=settings.start_date, timezone=settings.timezone)
+        self.partitions = AccountDays(start_date=settings.start_date, timezone=settings.timezone)
         self.api_key = self._suffixed("zchat_api")
         self.lake_key = self._suffixed("zchat_lake")
         self.pool = self.api_key

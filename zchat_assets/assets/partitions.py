@@ -1,10 +1,32 @@
-"""The API window of a daily partition: a day in the account's time zone."""
+"""An account's daily partitions, and the API window of one: a day in the account's time zone."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
+
+import click
+from dagster import DagsterUnknownPartitionError, DailyPartitionsDefinition
+
+
+class OutsideThePartitions(click.ClickException):
+    """A day asked for that is not a partition. A click error, so that `dagster asset materialize` and
+    `dg launch` print just its sentence (Dagster's CLI replaces its own error with a generic one)."""
+
+
+class AccountDays(DailyPartitionsDefinition):
+    """Daily partitions that refuse a day outside them in a sentence saying where they start and end."""
+
+    def validate_partition_key(self, partition_key, context) -> None:
+        try:
+            super().validate_partition_key(partition_key, context)
+        except DagsterUnknownPartitionError:
+            first, last = self.get_first_partition_key(), self.get_last_partition_key()
+            raise OutsideThePartitions(
+                f"{partition_key} is not one of the partitions, which run from {first} (the start date: "
+                f"ZCHAT_START_DATE, or start_date in a named account's defs.yaml) to {last} (yesterday in "
+                f"{self.timezone}): give a day in that range as YYYY-MM-DD.") from None
 
 
 @dataclass(frozen=True)
