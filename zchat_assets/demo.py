@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import dagster as dg
@@ -27,21 +28,33 @@ def run(account: AccountSettings, instance: dg.DagsterInstance, first: str, last
         tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
     )
     seconds = time.monotonic() - started
-    print()
-    print(summary(lake, [a.key for a in daily]))
+    written = {key: {e.partition for e in result.get_asset_materialization_events()
+                     if e.asset_key == key and e.partition} for key in (a.key for a in daily)}
+    print("\nWhat this run wrote:")
+    print(summary(lake, written))
     checks = result.get_asset_check_evaluations()
     failed = [c.asset_check_key.to_user_string() for c in checks if not c.passed]
     print(f"\n{'Done' if result.success else 'FAILED'} in {seconds:.1f}s; {len(checks) - len(failed)}/{len(checks)} "
           f"checks passed{': failing ' + ', '.join(failed) if failed else ''}.")
-    print("Browse the same runs and data in the Dagster UI: zchat-assets ui  (then open http://127.0.0.1:3000)")
+    print(f"Browse the same runs and data in the Dagster UI: {own_command()} ui  (then open http://127.0.0.1:3000)")
     return 0 if result.success else 1
 
 
-def summary(lake: Lake, keys: list[dg.AssetKey]) -> str:
-    rows = [("dataset", "partitions", "rows", "files", "MB")]
-    for key in keys:
+def own_command() -> str:
+    """How the user called us, `.venv/bin/zchat-assets` as README has it, so that the hint can be pasted."""
+    called = sys.argv[0]
+    if os.path.basename(called) != "zchat-assets":
+        return "zchat-assets"
+    relative = os.path.relpath(called)
+    return called if relative.startswith("..") else relative
+
+
+def summary(lake: Lake, written: dict[dg.AssetKey, set[str]]) -> str:
+    """Days, rows, files and megabytes of each dataset, over the days given for it."""
+    rows = [("dataset", "days", "rows", "files", "MB")]
+    for key, days in written.items():
         name = key.path[-1]
-        parts = [lake.describe(name, day) for day in lake.days(name)]
+        parts = [lake.describe(name, day) for day in sorted(days)]
         rows.append((key.to_user_string(), str(len(parts)), f"{sum(p.rows for p in parts):,}",
                      str(sum(p.files for p in parts)), f"{sum(p.bytes for p in parts) / 1e6:.2f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -1,6 +1,7 @@
 """End to end through the command line, as a user runs it: `dagster asset materialize`, the demo."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from zchat_assets.api.errors import missing_token
 from zchat_assets.lake import Lake
 from zchat_assets.sandbox import SandboxApp, SandboxServer, parse_faults
 
@@ -77,11 +79,15 @@ def test_demo_runs_from_a_project_folder_and_ignores_a_real_configuration(tmp_pa
     (home / ".env").write_text(f"ZCHAT_LAKE_URI={tmp_path / 'real-lake'}\nZCHAT_BASE_URL=https://zchat.zenvia.io\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZCHAT_", "DAGSTER_HOME"))}
     env.update(ZCHAT_LAKE_URI=str(tmp_path / "real-lake"), ZCHAT_BASE_URL="https://zchat.zenvia.io")
+    earlier = home / "data" / "messages" / "date=2020-01-01"  # an earlier demo's day: not this run's
+    earlier.mkdir(parents=True)
+    (earlier / "part-00000.parquet").write_bytes(b"")
     done = subprocess.run([sys.executable, "-m", "zchat_assets.cli", "demo", "--days", "1", "--scale", "40"],
                           cwd=home, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "zchat/conversations" in done.stdout and "11/11 checks passed" in done.stdout
-    assert len(list((home / "data" / "messages").glob("date=*/*.parquet"))) == 1
+    table = done.stdout.split("What this run wrote:")[1]
+    assert re.search(r"zchat/messages +1 +[1-9][\d,]* +1 ", table) and "11/11 checks passed" in done.stdout
+    assert len(list((home / "data" / "messages").glob("date=*/*.parquet"))) == 2
     assert not (tmp_path / "real-lake").exists()
     assert sorted(p.name for p in home.iterdir()) == [".env", ".sandbox", "dagster.yaml", "data", "workspace.yaml"]
 
@@ -91,6 +97,26 @@ def test_demo_refuses_zero_days_in_one_sentence(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.strip() == \
         "zchat-assets: --days 0 is not valid: use a whole number of days from 1 to 60"
+
+
+def test_a_day_outside_the_partitions_and_a_missing_token_get_our_sentence_from_dagsters_commands(tmp_path):
+    """`dg launch` with a day before the start date prints one line; `dagster asset materialize` without
+    a token fails its step with the sentence naming the variable, not with Dagster's config error."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZCHAT_")}
+    env.update(DAGSTER_HOME=str(project_home(tmp_path)), ZCHAT_LAKE_URI=str(tmp_path / "lake"),
+               ZCHAT_START_DATE="2026-01-01")
+    outside = subprocess.run([str(Path(sys.executable).with_name("dg")), "launch", "--assets", "zchat/history",
+                              "--partition", "2025-12-31"], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert outside.returncode == 1
+    assert outside.stderr.strip().splitlines()[-1].startswith(
+        "Error: 2025-12-31 is not one of the partitions, which run from 2026-01-01 (the start date: ZCHAT_START_DATE")
+    assert "Traceback" not in outside.stderr and "Warning" not in outside.stderr + outside.stdout
+    untokened = subprocess.run([sys.executable, "-m", "dagster", "asset", "materialize", "-m", "zchat_assets.definitions",
+                                "--select", "zchat/history", "--partition", "2026-11-18"], cwd=env["DAGSTER_HOME"],
+                               env=env, capture_output=True, text=True, timeout=300)
+    assert untokened.returncode == 1 and missing_token("ZCHAT_API_TOKEN") in untokened.stderr
+    assert "DagsterInvalidConfigError" not in untokened.stderr
 
 
 def test_ui_on_a_busy_port_fails_at_once(tmp_path):

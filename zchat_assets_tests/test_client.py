@@ -89,12 +89,14 @@ def test_429_waits_at_least_the_minimum_whatever_retry_after_says(sandbox, form,
         assert waited >= 0.29
 
 
-def test_retry_budget_exhausted_fails_loudly_without_the_token(sandbox):
+@pytest.mark.parametrize("retries", [2, None])  # None: the default, which README quotes
+def test_retry_budget_exhausted_fails_loudly_without_the_token(sandbox, retries):
     sandbox.app.queue_faults(*["503"] * 10)
-    c = client(sandbox, max_retries=2)
+    c = client(sandbox, **({} if retries is None else {"max_retries": retries}))
     with pytest.raises(ApiUnavailableError) as err:
         c.report("period", *WINDOW)
-    assert "3 attempts" in str(err.value) and "HTTP 503" in str(err.value)
+    attempts = (ClientSettings().max_retries if retries is None else retries) + 1
+    assert f"still failed after {attempts} attempts" in str(err.value) and "HTTP 503" in str(err.value)
     assert TOKEN not in str(err.value)
     assert err.value.__context__ is None and err.value.__cause__ is None
 

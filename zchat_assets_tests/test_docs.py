@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from zchat_assets.api import ClientSettings
+
 ROOT = Path(__file__).parents[1]
 
 
@@ -16,3 +18,8 @@ def test_readme_documents_every_setting():
     for name in ("ZCHAT_API_TOKEN", "ZCHAT_BASE_URL", "ZCHAT_LAKE_URI", "ZCHAT_TIMEZONE", "ZCHAT_START_DATE",
                  "ZCHAT_CONCURRENCY", "ZCHAT_RATE_LIMIT", "ZCHAT_LOOKBACK_DAYS", "DAGSTER_HOME"):
         assert f"`{name}`" in readme or f"{name}=" in readme, name
+
+
+def test_the_failure_readme_quotes_is_the_default_one():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"still failed after {ClientSettings().max_retries + 1} attempts (last: HTTP 503" in readme
