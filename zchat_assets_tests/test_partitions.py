@@ -3,11 +3,15 @@ the partitions."""
 
 from datetime import datetime, timezone
 
+import dagster as dg
 import pytest
 
 from dagster._core.definitions.partitions.context import partition_loading_context
 
 from zchat_assets.assets.partitions import AccountDays, OutsideThePartitions, day_window, local_day
+from zchat_assets.resources import ZchatLake
+
+from .conftest import fast_api, only
 
 
 @pytest.mark.parametrize("key,zone,offset", [
@@ -50,3 +54,16 @@ def test_a_day_inside_the_partitions_is_accepted():
     with partition_loading_context() as context:
         days.validate_partition_key("2025-01-01", context)
         days.validate_partition_key(days.get_last_partition_key(), context)
+
+
+@pytest.mark.parametrize("asset", ["history", "conversations"])
+def test_a_run_naming_a_day_that_is_no_longer_a_partition_fails_in_that_sentence(asset, tmp_path):
+    """A run re-executed after the start date moved: our sentence, before any request."""
+    result = dg.materialize(only(asset), tags={"dagster/partition": "2026-09-30"}, raise_on_error=False,
+                            resources={"zchat_api": fast_api("http://127.0.0.1:9", max_retries=0),
+                                       "zchat_lake": ZchatLake(uri=str(tmp_path / "lake"))},
+                            selection=[a.key for a in only(asset)])
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_failure_data.user_failure_data.description.startswith(
+        "2026-09-30 is not one of the partitions, which run from 2026-10-01")
+    assert not list((tmp_path / "lake").rglob("*.parquet"))

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from dagster import (AssetExecutionContext, AssetKey, AutomationCondition, BackfillPolicy, DagsterInstance,
-                     EnvVar, FreshnessPolicy)
+                     EnvVar, Failure, FreshnessPolicy)
 from dagster._core.storage.runs import InMemoryRunStorage, SqliteRunStorage
 
 from ..api import ZchatClient
@@ -120,6 +120,12 @@ class Account:
         return getattr(context.resources, self.lake_key).open(is_local(context.instance))
 
     def days(self, context: AssetExecutionContext) -> list[Day]:
+        """The run's days. A run can name days that are no longer partitions (re-executed after the start
+        date moved): then our sentence, not the invariant Dagster would fail with."""
+        asked = context.partition_key_range
+        for key in (asked.start, asked.end):
+            if not self.partitions.has_partition_key(key):
+                raise Failure(self.partitions.outside(key), allow_retries=False)
         return [day_window(key, self.settings.timezone) for key in context.partition_keys]
 
 

@@ -22,11 +22,13 @@ class AccountDays(DailyPartitionsDefinition):
         try:
             super().validate_partition_key(partition_key, context)
         except DagsterUnknownPartitionError:
-            first, last = self.get_first_partition_key(), self.get_last_partition_key()
-            raise OutsideThePartitions(
-                f"{partition_key} is not one of the partitions, which run from {first} (the start date: "
-                f"ZCHAT_START_DATE, or start_date in a named account's defs.yaml) to {last} (yesterday in "
-                f"{self.timezone}): give a day in that range as YYYY-MM-DD.") from None
+            raise OutsideThePartitions(self.outside(partition_key)) from None
+
+    def outside(self, key: str) -> str:
+        first, last = self.get_first_partition_key(), self.get_last_partition_key()
+        return (f"{key} is not one of the partitions, which run from {first} (the start date: ZCHAT_START_DATE, "
+                f"or start_date in a named account's defs.yaml) to {last} (yesterday in {self.timezone}): give "
+                "a day in that range as YYYY-MM-DD.")
 
 
 @dataclass(frozen=True)
