@@ -89,8 +89,7 @@ def _world(args, account: int = 0):
 
 
 def run_sandbox(args) -> int:
-    from .sandbox import SandboxApp, parse_dialects, parse_faults
-    from .sandbox.server import serve_forever
+    from .sandbox import SandboxApp, SandboxServer, parse_dialects, parse_faults
 
     tokens = [os.environ.get(name) for name in (SANDBOX_TOKEN_ENV, *args.also_token_env)]
     if not all(tokens):
@@ -101,9 +100,15 @@ def run_sandbox(args) -> int:
                      schema_changes=tuple(c.strip() for c in args.schema_changes.split(",") if c.strip()),
                      more_accounts={t: _world(args, n) for n, t in enumerate(tokens[1:], start=1)},
                      dialects=parse_dialects(args.dialect))
-    print(f"Zenvia Chat sandbox on http://{args.host}:{args.port} (scale {args.scale}/day, seed {args.seed}); "
-          f"it accepts the token in {SANDBOX_TOKEN_ENV}. Ctrl-C stops it.", flush=True)
-    serve_forever(app, args.host, args.port)
+    try:
+        server = SandboxServer(app, args.host, args.port)
+    except OSError as exc:
+        raise ValueError(f"cannot listen on {args.host}:{args.port} ({exc.strerror}): pass --port with a free one "
+                         "(0 picks one)") from None
+    with server, contextlib.suppress(KeyboardInterrupt):
+        print(f"Zenvia Chat sandbox on {server.url} (scale {args.scale}/day, seed {args.seed}); it accepts the token "
+              f"in {SANDBOX_TOKEN_ENV}. Ctrl-C stops it.", flush=True)
+        signal.pause()
     return 0
 
 

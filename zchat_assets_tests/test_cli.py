@@ -119,6 +119,24 @@ def test_a_day_outside_the_partitions_and_a_missing_token_get_our_sentence_from_
     assert "DagsterInvalidConfigError" not in untokened.stderr
 
 
+def test_the_sandbox_announces_the_port_it_got_and_refuses_a_busy_one():
+    env = {**os.environ, "ZCHAT_API_TOKEN": TOKEN}
+    sandbox = subprocess.Popen([sys.executable, "-m", "zchat_assets.cli", "sandbox", "--port", "0", "--scale", "5"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = re.match(r"Zenvia Chat sandbox on (http://127\.0\.0\.1:(\d+)) ", sandbox.stdout.readline())
+        assert url and url[2] != "0"
+        assert urllib.request.urlopen(f"{url[1]}/_sandbox/stats", timeout=5).status == 200
+        busy = subprocess.run([sys.executable, "-m", "zchat_assets.cli", "sandbox", "--port", url[2]], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert busy.returncode == 2 and busy.stdout == ""
+        assert busy.stderr.strip() == (f"zchat-assets: cannot listen on 127.0.0.1:{url[2]} (Address already in use): "
+                                       "pass --port with a free one (0 picks one)")
+    finally:
+        sandbox.send_signal(signal.SIGINT)
+    assert sandbox.wait(timeout=30) == 0
+
+
 def test_ui_on_a_busy_port_fails_at_once(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -18,7 +18,11 @@ class SandboxServer:
         self.app = app
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
+        try:
+            self._sock.bind((host, port))
+        except OSError:
+            self._sock.close()
+            raise
         self.host, self.port = self._sock.getsockname()[:2]
         config = uvicorn.Config(app, log_level="error", access_log=False, lifespan="off", timeout_keep_alive=30)
         self._server = uvicorn.Server(config)
@@ -49,6 +53,3 @@ class SandboxServer:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-
-def serve_forever(app: SandboxApp, host: str, port: int) -> None:
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
