@@ -17,7 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from .sandbox.dialects import DIALECTS
-from .settings import from_environment, named
+from .settings import from_environment, named, validated
 
 SANDBOX_TOKEN_ENV = "ZCHAT_API_TOKEN"
 DEMO_TOKEN_ENV = "ZCHAT_DEMO_TOKEN"
@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
+        if "timezone" in args:  # checked before anything starts
+            args.timezone = _timezone(args)
         return {"sandbox": run_sandbox, "demo": run_demo, "ui": run_ui, "docs": run_docs,
                 "doctor": run_doctor}[args.command](args)
     except (ValueError, FileNotFoundError) as exc:
@@ -78,14 +80,17 @@ def _world_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _timezone(args) -> str:
-    """--timezone, else ZCHAT_TIMEZONE, else the default; checked like any account's time zone."""
-    return from_environment({"ZCHAT_TIMEZONE": args.timezone or os.environ.get("ZCHAT_TIMEZONE", "")}).timezone
+    """--timezone, else ZCHAT_TIMEZONE, else the default; checked like any account's time zone, and a bad
+    one named as the user gave it."""
+    if args.timezone:
+        return validated({"timezone": args.timezone}, lambda attribute: f"--{attribute}").timezone
+    return from_environment({"ZCHAT_TIMEZONE": os.environ.get("ZCHAT_TIMEZONE", "")}).timezone
 
 
 def _world(args, account: int = 0):
     from .sandbox import World
 
-    return World(seed=args.seed + account, scale=args.scale, tz=_timezone(args), account=account)
+    return World(seed=args.seed + account, scale=args.scale, tz=args.timezone, account=account)
 
 
 def run_sandbox(args) -> int:
@@ -133,10 +138,9 @@ DEMO_START = "demo_start"  # in .sandbox/: the demo's first day, where the sandb
 def _sandbox_settings(args, server_url: str, home: Path) -> dict:
     """The unnamed account pointed at the sandbox, with its lake in ./data whatever ZCHAT_LAKE_URI says,
     and its partitions starting where the demo's data starts (so the UI does not look empty)."""
-    timezone = _timezone(args)
-    default = datetime.now(ZoneInfo(timezone)).date() - timedelta(days=14)
+    default = datetime.now(ZoneInfo(args.timezone)).date() - timedelta(days=14)
     start = (home / DEMO_START).read_text().strip() if (home / DEMO_START).exists() else default.isoformat()
-    return {"base_url": server_url, "timezone": timezone, "lake_uri": str(Path("data").resolve()), "start_date": start}
+    return {"base_url": server_url, "timezone": args.timezone, "lake_uri": str(Path("data").resolve()), "start_date": start}
 
 
 def run_demo(args) -> int:
@@ -153,7 +157,7 @@ def run_demo(args) -> int:
     with SandboxServer(SandboxApp(_world(args), token)) as server:
         # The demo runs in this process: its resources read the token from the variable they name.
         os.environ[DEMO_TOKEN_ENV] = token
-        yesterday = datetime.now(ZoneInfo(_timezone(args))).date() - timedelta(days=1)
+        yesterday = datetime.now(ZoneInfo(args.timezone)).date() - timedelta(days=1)
         first = yesterday - timedelta(days=args.days - 1)
         earlier = (home / DEMO_START).read_text().strip() if (home / DEMO_START).exists() else first.isoformat()
         (home / DEMO_START).write_text(min(first.isoformat(), earlier))  # keeps the days of earlier demos

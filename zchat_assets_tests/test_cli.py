@@ -92,13 +92,6 @@ def test_demo_runs_from_a_project_folder_and_ignores_a_real_configuration(tmp_pa
     assert sorted(p.name for p in home.iterdir()) == [".env", ".sandbox", "dagster.yaml", "data", "workspace.yaml"]
 
 
-def test_demo_refuses_zero_days_in_one_sentence(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "zchat_assets.cli", "demo", "--days", "0"], cwd=project_home(tmp_path),
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and done.stderr.strip() == \
-        "zchat-assets: --days 0 is not valid: use a whole number of days from 1 to 60"
-
-
 def test_a_day_outside_the_partitions_and_a_missing_token_get_our_sentence_from_dagsters_commands(tmp_path):
     """`dg launch` with a day before the start date prints one line; `dagster asset materialize` without
     a token fails its step with the sentence naming the variable, not with Dagster's config error."""
