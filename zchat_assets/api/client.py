@@ -122,7 +122,7 @@ class ZchatClient:
         """`rate_share` is the part of the account's `rate_limit` this client may use (runs and steps that
         can call the API at the same time each hold a part)."""
         settings = settings or ClientSettings()
-        self._token_hint = f"check {settings.token_env} (generate a token in {TOKEN_PAGE})"
+        self._token_hint = f"check {settings.token_env}; tokens are generated in {TOKEN_PAGE}"
         if not token or not token.strip():
             raise ConfigError(missing_token(settings.token_env))
         self.base_url = settings.base_url

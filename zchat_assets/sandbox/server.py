@@ -52,4 +52,3 @@ class SandboxServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
