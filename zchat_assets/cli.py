@@ -135,11 +135,15 @@ def _sandbox_home() -> Path:
 DEMO_START = "demo_start"  # in .sandbox/: the demo's first day, where the sandbox UI's partitions start
 
 
+def _demo_start(home: Path, otherwise: str) -> str:
+    """The first day the demos wrote, or `otherwise` before any demo."""
+    return (home / DEMO_START).read_text().strip() if (home / DEMO_START).exists() else otherwise
+
+
 def _sandbox_settings(args, server_url: str, home: Path) -> dict:
     """The unnamed account pointed at the sandbox, with its lake in ./data whatever ZCHAT_LAKE_URI says,
     and its partitions starting where the demo's data starts (so the UI does not look empty)."""
-    default = datetime.now(ZoneInfo(args.timezone)).date() - timedelta(days=14)
-    start = (home / DEMO_START).read_text().strip() if (home / DEMO_START).exists() else default.isoformat()
+    start = _demo_start(home, (datetime.now(ZoneInfo(args.timezone)).date() - timedelta(days=14)).isoformat())
     return {"base_url": server_url, "timezone": args.timezone, "lake_uri": str(Path("data").resolve()), "start_date": start}
 
 
@@ -159,8 +163,8 @@ def run_demo(args) -> int:
         os.environ[DEMO_TOKEN_ENV] = token
         yesterday = datetime.now(ZoneInfo(args.timezone)).date() - timedelta(days=1)
         first = yesterday - timedelta(days=args.days - 1)
-        earlier = (home / DEMO_START).read_text().strip() if (home / DEMO_START).exists() else first.isoformat()
-        (home / DEMO_START).write_text(min(first.isoformat(), earlier))  # keeps the days of earlier demos
+        # The earliest day of this and earlier demos: the UI shows every day written.
+        (home / DEMO_START).write_text(min(first.isoformat(), _demo_start(home, first.isoformat())))
         account = from_environment({}, token_env=DEMO_TOKEN_ENV, **_sandbox_settings(args, server.url, home))
         instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
         return run(account, instance, first.isoformat(), yesterday.isoformat(), scale=args.scale)

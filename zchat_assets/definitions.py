@@ -32,11 +32,13 @@ def defs() -> dg.Definitions:
 def check_lakes(resources: dict) -> None:
     """Named accounts may share a lake (each has its `account=` level); the unnamed one may not, since its
     days sit directly under each dataset, where a glob over all accounts would read them as one more."""
+    def where(uri: str):
+        return Path(uri).resolve() if "://" not in uri else uri
+
     lakes = [r for r in resources.values() if isinstance(r, ZchatLake)]
-    unnamed = {Path(r.uri).resolve() if "://" not in r.uri else r.uri for r in lakes if r.account is None}
+    unnamed = {where(r.uri) for r in lakes if r.account is None}
     for lake in lakes:
-        where = Path(lake.uri).resolve() if "://" not in lake.uri else lake.uri
-        if lake.account is not None and where in unnamed:
+        if lake.account is not None and where(lake.uri) in unnamed:
             raise SettingsError(
                 f"The unnamed account (zchat_assets/defs/default) and account {lake.account} both write to "
                 f"{lake.uri}: give one of them another lake_uri, or remove the unnamed account once every account "

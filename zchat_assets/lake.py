@@ -178,8 +178,9 @@ class Lake:
 
     def _quarantine(self, staging: str, dataset: str, day: str, checks: dict) -> str:
         """Keeps a rejected day aside with the checks' findings; returns the folder's URI."""
-        folder = f"{self.root}/{QUARANTINE}/{self.relative(dataset, day)}"
-        self._clear(f"{QUARANTINE}/{self.relative(dataset, day)}")
+        relative = f"{QUARANTINE}/{self.relative(dataset, day)}"
+        folder = f"{self.root}/{relative}"
+        self._clear(relative)
         self.fs.makedirs(folder, exist_ok=True)
         findings = {name: {"passed": c.passed, "severity": c.severity, "detail": c.detail} for name, c in checks.items()}
         self.fs.pipe_file(f"{folder}/findings.json",
@@ -322,7 +323,6 @@ class Lake:
         except OSError as exc:
             raise LakeError(f"Cannot write to the lake at {self.uri(self.root)} ({exc.strerror or exc}): "
                             "check ZCHAT_LAKE_URI and its permissions.") from None
-
 
 
 def _reason(exc: OSError) -> str:

@@ -31,7 +31,7 @@ class ZchatApi(ConfigurableResource, ClientSettings):
 class ZchatLake(ConfigurableResource):
     """Where one account's Parquet goes: a local folder or an fsspec URI."""
 
-    uri: str = Field(default="./data", description="Local folder or fsspec URI, e.g. s3://bucket/zchat.")
+    uri: str = Field(description="Local folder or fsspec URI, e.g. s3://bucket/zchat.")
     uri_setting: str = Field(default="ZCHAT_LAKE_URI", description="Where the URI is set, named in errors.")
     uri_is_default: bool = Field(default=False, description="True when nobody chose the URI: then it is "
                                                             "refused outside a local instance.")
