@@ -12,15 +12,17 @@ import socket
 import subprocess
 import sys
 import warnings
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from .sandbox.dialects import DIALECTS
-from .settings import from_environment, named, validated
+from .settings import from_environment, from_yaml, validated
 
 SANDBOX_TOKEN_ENV = "ZCHAT_API_TOKEN"
 DEMO_TOKEN_ENV = "ZCHAT_DEMO_TOKEN"
+SANDBOX_HOME = ".sandbox"  # the demo's and the sandbox UI's own instance, and their lake in lake/ below it
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
                          help="serve one more account, with a world of its own, to the token in variable NAME "
                               "(repeatable)")
 
-    demo = commands.add_parser("demo", help="materialize the last complete days from a local sandbox into ./data")
+    demo = commands.add_parser("demo", help=f"materialize the last complete days from a local sandbox into "
+                                            f"{SANDBOX_HOME}/lake")
     demo.add_argument("--days", type=int, default=14, help="complete days to materialize, 1 to 60 (default 14: "
                                                            "enough for the UI's plots to show a fortnight's shape)")
     _world_options(demo)
@@ -118,17 +121,16 @@ def run_sandbox(args) -> int:
 
 
 def _sandbox_home() -> Path:
-    """`.sandbox/` in the repository root: the demo's and the sandbox UI's own Dagster instance, so that
-    they never mix with the instance, the `.env` or the lake of a real account (Dagster's CLI loads the
+    """`.sandbox/` in the repository root: the demo's and the sandbox UI's own Dagster instance and lake, so
+    that they never mix with the instance, the `.env` or the lake of a real account (Dagster's CLI loads the
     `.env` of the folder it starts in, over the environment it was given)."""
     root = Path.cwd()
     if not (root / "dagster.yaml").exists() or not (root / "workspace.yaml").exists():
         raise FileNotFoundError("run this from the repository root (where dagster.yaml and workspace.yaml are)")
-    home = root / ".sandbox"
+    home = root / SANDBOX_HOME
     home.mkdir(exist_ok=True)
-    config = (root / "dagster.yaml").read_text().replace("base_dir: .dagster", f"base_dir: {home / '.dagster'}")
-    (home / "dagster.yaml").write_text(config)
-    shutil.copy(root / "workspace.yaml", home / "workspace.yaml")
+    for name in ("dagster.yaml", "workspace.yaml"):
+        shutil.copy(root / name, home / name)
     return home
 
 
@@ -141,10 +143,11 @@ def _demo_start(home: Path, otherwise: str) -> str:
 
 
 def _sandbox_settings(args, server_url: str, home: Path) -> dict:
-    """The unnamed account pointed at the sandbox, with its lake in ./data whatever ZCHAT_LAKE_URI says,
-    and its partitions starting where the demo's data starts (so the UI does not look empty)."""
+    """The unnamed account pointed at the sandbox, with a lake of its own in .sandbox/lake whatever
+    ZCHAT_LAKE_URI says, and its partitions starting where the demo's data starts (so the UI does not look
+    empty)."""
     start = _demo_start(home, (datetime.now(ZoneInfo(args.timezone)).date() - timedelta(days=14)).isoformat())
-    return {"base_url": server_url, "timezone": args.timezone, "lake_uri": str(Path("data").resolve()), "start_date": start}
+    return {"base_url": server_url, "timezone": args.timezone, "lake_uri": str(home / "lake"), "start_date": start}
 
 
 def run_demo(args) -> int:
@@ -173,7 +176,7 @@ def run_demo(args) -> int:
 def run_ui(args) -> int:
     from .sandbox import SandboxApp, SandboxServer
 
-    named_accounts = sorted(attributes["name"] for attributes in _account_attributes() if attributes.get("name"))
+    named_accounts = sorted(attributes["name"] for _, attributes in _accounts() if attributes.get("name"))
     if named_accounts:
         raise ValueError(f"zchat_assets/defs/ has named accounts ({', '.join(named_accounts)}) that would call their "
                          "real APIs from the sandbox UI: use dagster dev -w workspace.yaml for them")
@@ -222,25 +225,44 @@ def _default_signals() -> None:
 def run_doctor(args) -> int:
     from . import doctor
 
-    return doctor.run(account_settings(args.account), os.environ)
+    environ = with_dotenv(os.environ)
+    return doctor.run(account_settings(args.account, environ), environ)
 
 
-def account_settings(name: str | None):
-    """The unnamed account from the environment, or the account of that name under zchat_assets/defs/."""
-    if name is None:
-        return from_environment(os.environ)
-    for attributes in _account_attributes():
+def with_dotenv(environ: Mapping[str, str], folder: Path | None = None) -> dict[str, str]:
+    """The environment as Dagster's commands see it: the `.env` of the folder the command runs in, if any,
+    over the process's own variables. Says which file it read (never what it holds)."""
+    from dotenv import dotenv_values
+
+    path = (folder or Path.cwd()) / ".env"
+    if not path.is_file():
+        return dict(environ)
+    values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    print(f"Read {len(values)} variable(s) from {os.path.relpath(path)}, as Dagster's commands do.", flush=True)
+    return {**environ, **values}
+
+
+def account_settings(name: str | None, environ: Mapping[str, str]):
+    """The account as the code location builds it: the one of that name under zchat_assets/defs/, or the
+    unnamed one (its defs.yaml over the ZCHAT_* variables)."""
+    for source, attributes in _accounts():
         if attributes.get("name") == name:
-            return named(attributes)
+            settings = from_yaml(attributes, environ, source)
+            settings.check_secret_names(environ)
+            return settings
+    if name is None:
+        return from_environment(environ)
     raise ValueError(f"no account named {name!r} under zchat_assets/defs/: add it with "
                      f"dg scaffold defs zchat_assets.ZchatAccount accounts/{name}")
 
 
-def _account_attributes() -> list[dict]:
-    """The attributes of every account under zchat_assets/defs/, as written in their defs.yaml."""
+def _accounts() -> list[tuple[str, dict]]:
+    """Every account under zchat_assets/defs/: its defs.yaml as errors name it, and its attributes as written."""
     import yaml
 
-    return [(yaml.safe_load(path.read_text()) or {}).get("attributes") or {}
+    from .component import source_of
+
+    return [(source_of(path.parent), (yaml.safe_load(path.read_text()) or {}).get("attributes") or {})
             for path in sorted((Path(__file__).parent / "defs").rglob("defs.yaml"))]
 
 

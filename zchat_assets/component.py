@@ -1,36 +1,59 @@
 """The `zchat_assets.ZchatAccount` component: one Zenvia Chat account per `defs.yaml`.
 
-Its attributes are `AccountSettings`' fields, so YAML is checked by the same rules as everything
-else. An account without `name` is the single-account setup: each attribute its YAML leaves out is
-read from its `ZCHAT_*` variable, and its assets keep the keys `zchat/<dataset>`.
+Dagster is shown only the attributes' names, defaults and docs: every value is then judged by
+`AccountSettings`' own rules, so that a mistake is our one sentence naming the file and the attribute
+(with "did you mean …" for a misspelt one), and a secret pasted where a variable's NAME belongs is never
+echoed by a validation error. An account without `name` is the single-account setup: each attribute its
+YAML leaves out is read from its `ZCHAT_*` variable, and its assets keep the keys `zchat/<dataset>`.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from .assets import build_account_defs
-from .settings import AccountSettings, from_environment, named
+from .settings import SHARED_LAKE, AccountSettings, from_yaml
 
-TEMPLATE = """\
-type: zchat_assets.ZchatAccount
-attributes:
-  name: {name}
-  token_env: {env}_ZCHAT_TOKEN      # the NAME of the variable that holds this account's token
-  timezone: America/Sao_Paulo
-  start_date: "2025-01-01"
-  lake_uri: ./data                  # accounts may share a lake: each writes <dataset>/account={name}/
-  # datasets: [history, history_expanded, messages, conversations]   # default: all
-  # filters: {{departments: ["11"], types: [WHATSAPP]}}
-  # personal_data: hash             # keep, hash or drop
-  # personal_data_key_env: {env}_PERSONAL_DATA_KEY
-  # concurrency: 8
-  # rate_limit: 20                  # requests per second for this account
-  # lookback_days: 3
-"""
+# What Dagster checks before we do: any value, under the names the settings model documents.
+ATTRIBUTES = create_model(
+    "ZchatAccountAttributes", __config__=ConfigDict(extra="allow"),
+    **{name: (Any, Field(default=None, description=field.description))
+       for name, field in AccountSettings.model_fields.items()})
+# Written uncommented by the scaffolder: what every new account has to decide; then the rest, most used first.
+DECIDE = ("name", "token_env", "timezone", "start_date", "lake_uri")
+ORDER = (*DECIDE, "base_url", "datasets", "filters", "personal_data", "personal_data_key_env", "concurrency",
+         "rate_limit", "lookback_days")
+
+
+def scaffold_yaml(name: str) -> str:
+    """A new account's defs.yaml: every attribute, with what it means and its default, from the settings model."""
+    upper = name.upper()
+    chosen = {"name": name, "token_env": f"{upper}_ZCHAT_TOKEN", "lake_uri": SHARED_LAKE,
+              "personal_data_key_env": f"{upper}_PERSONAL_DATA_KEY"}
+    lines = ["type: zchat_assets.ZchatAccount", "attributes:"]
+    fields = AccountSettings.model_fields
+    for attribute in sorted(fields, key=lambda a: ORDER.index(a) if a in ORDER else len(ORDER)):
+        field = fields[attribute]
+        value = chosen.get(attribute, (field.examples or [field.get_default(call_default_factory=True)])[0])
+        if isinstance(value, BaseModel):
+            value = value.model_dump(exclude_none=True)
+        text = yaml.safe_dump({attribute: value}, default_flow_style=True, width=1000, sort_keys=False).strip()[1:-1]
+        lines.append(f"  # {field.description}")
+        lines.append(f"  {'' if attribute in DECIDE else '# '}{text}")
+    return "\n".join(lines) + "\n"
+
+
+def source_of(folder: Path) -> str:
+    """An account's defs.yaml as errors name it: relative to the folder the command runs in, when inside it."""
+    path = os.path.relpath(Path(folder) / "defs.yaml")
+    return path if not path.startswith("..") else str(Path(folder).resolve() / "defs.yaml")
 
 
 class AccountScaffolder(dg.Scaffolder):
@@ -39,17 +62,25 @@ class AccountScaffolder(dg.Scaffolder):
     def scaffold(self, request: dg.ScaffoldRequest) -> None:
         name = re.sub(r"[^a-z0-9_]", "_", request.target_path.name.lower())
         request.target_path.mkdir(parents=True, exist_ok=True)
-        (request.target_path / "defs.yaml").write_text(TEMPLATE.format(name=name, env=name.upper()))
+        (request.target_path / "defs.yaml").write_text(scaffold_yaml(name))
 
 
 @dg.scaffold_with(AccountScaffolder)
-class ZchatAccount(dg.Component, dg.Resolvable, AccountSettings):
+class ZchatAccount(dg.Component):
     """A Zenvia Chat account: its daily datasets as partitioned assets, checks, jobs, schedules, automation,
     the ongoing sensor and its resources. Assets are `zchat/<name>/<dataset>`, grouped by account."""
 
-    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        return build_account_defs(self.settings(os.environ), os.environ)
+    def __init__(self, attributes: dict, source: str):
+        self.attributes, self.source = attributes, source
 
-    def settings(self, environ) -> AccountSettings:
-        given = self.model_dump(include=self.model_fields_set)
-        return named(given) if self.name else from_environment(environ, **given)
+    @classmethod
+    def get_model_cls(cls) -> type[BaseModel]:
+        return ATTRIBUTES
+
+    @classmethod
+    def load(cls, attributes: BaseModel | None, context: dg.ComponentLoadContext) -> ZchatAccount:
+        written = attributes.model_dump(exclude_unset=True) if attributes is not None else {}
+        return cls(written, source_of(context.path))
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        return build_account_defs(from_yaml(self.attributes, os.environ, self.source), os.environ)

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from .lake import Lake, WrittenPartition
 from .message_cache import MessageCache
+from .privacy import Privacy
 from .quality import Check, messages_complete, unique_ids
 from .schemas import dataset_schema, messages_table
 
@@ -44,12 +45,12 @@ def end_times(expanded: pa.Table) -> dict[str, str | None]:
 
 
 class DayMessages:
-    def __init__(self, lake: Lake, day: str, expanded: pa.Table, *,
+    def __init__(self, lake: Lake, day: str, expanded: pa.Table, privacy: Privacy, *,
                  flush_messages: int = FLUSH_MESSAGES, flush_seconds: float = FLUSH_SECONDS):
-        self._lake, self._day = lake, day
+        self._lake, self._day, self._privacy = lake, day, privacy
         self._expected, self._ends = expected_counts(expanded), end_times(expanded)
         self._flush_messages, self._flush_seconds = flush_messages, flush_seconds
-        self._cache = MessageCache(lake, day)
+        self._cache = MessageCache(lake, day, privacy)
         self.cached = self._cache.usable(self._ends)  # protocol -> chunk
         self.to_fetch = [p for p in self._expected if p not in self.cached]
         self.fetched = {p: self._cache.stored(p, chunk) for p, chunk in self.cached.items()}  # protocol -> messages
@@ -104,7 +105,7 @@ class DayMessages:
     def _flush(self) -> None:
         if not self._batch:
             return
-        table = messages_table(self._batch, self._lake.privacy).sort_by(
+        table = messages_table(self._batch, self._privacy).sort_by(
             [("protocol_id", "ascending"), ("created_at", "ascending")])
         # Cached: conversations that had ended, with at least as many messages as the counter says (fewer
         # means some are missing: fetched again next time rather than kept).

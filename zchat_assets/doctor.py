@@ -51,13 +51,13 @@ def run(settings: AccountSettings, environ: Mapping[str, str], out=print) -> int
     out(f"zchat-assets doctor: {who} at {settings.base_url}")
     token = (environ.get(settings.token_env) or "").strip()
     if not token:
-        out(f"  FAIL  {missing_token(settings.token_env)}")
+        out(f"  FAIL  {missing_token(settings.secret_variable('token_env'))}")
         return 2
     report = Report(out)
     day = day_window((datetime.now(ZoneInfo(settings.timezone)).date() - timedelta(days=1)).isoformat(),
                      settings.timezone)
     probe = settings.model_copy(update={"concurrency": 1, "max_retries": 1, "page_size": SAMPLE})
-    with ZchatClient(token, probe) as client:
+    with ZchatClient(token, probe, token_variable=settings.secret_variable("token_env")) as client:
         try:
             lines = client.report("period", day.start, day.end, day.offset)
         except (AuthError, ConfigError, ApiUnavailableError) as exc:

@@ -1,7 +1,8 @@
 """The Parquet lake: Hive-style day folders, each day one file replaced whole, on a local folder or any fsspec URI.
 
 `<lake>/<dataset>/date=YYYY-MM-DD/part-00000.parquet` (a named account adds `account=<name>/` before
-`date=`). A day is written into a staging file outside the dataset (`<lake>/_staging/`, which readers
+`date=`). Each account's part of a lake (the whole lake for the unnamed account) records its origin in
+`<lake>/_origins/` when first written, and a writer of another origin is refused before it writes. A day is written into a staging file outside the dataset (`<lake>/_staging/`, which readers
 globbing `<dataset>/` never see) and then published with one atomic step onto its one explicit key: a
 rename on a local disk, a single-object copy on an object store, where an object appears whole or not
 at all. So a reader sees the previous day or the new one: never half of one, never both, never a folder
@@ -19,15 +20,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
-
-from .privacy import Privacy
 
 # Arrow's default allocator (mimalloc) keeps freed pages for reuse. Tables here are short-lived
 # batches, so the system allocator keeps a materialization's peak memory about 40 MB lower at the
@@ -36,6 +35,8 @@ pa.set_memory_pool(pa.system_memory_pool())
 
 STAGING = "_staging"
 QUARANTINE = "_quarantine"
+ORIGINS = "_origins"
+UNNAMED_ORIGIN = "lake.json"  # the unnamed account's claim: the whole lake
 PART = "part-00000.parquet"
 SAMPLE_ROWS = 5
 STALE_STAGING_SECONDS = 24 * 3600  # no write of one day stays in staging that long
@@ -53,6 +54,19 @@ class DayRejected(Exception):
         failed = "; ".join(f"{name} failed ({check.detail})" for name, check in checks.items() if check.blocks)
         super().__init__(f"{dataset} {day} was not published: {failed}; the previous version stays, and the "
                          f"rejected data is kept for inspection in {quarantine}.")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """What an account's part of a lake holds: whose data, from which API host, in which time zone's days."""
+
+    account: str | None
+    host: str
+    timezone: str
+
+    def __str__(self) -> str:
+        who = f"account {self.account}" if self.account else "the unnamed account"
+        return f"{who} from {self.host} in {self.timezone}"
 
 
 @dataclass(frozen=True)
@@ -112,20 +126,20 @@ class PartitionWriter:
 
 
 class Lake:
-    """One account's view of a lake root. `privacy` is the personal-data setting its writers apply; a
-    named `account` has a Hive level of its own in every dataset (`<dataset>/account=<name>/date=D`),
-    so several accounts share one lake and one glob reads them all with an `account` column."""
+    """One account's view of a lake root. A named `account` has a Hive level of its own in every dataset
+    (`<dataset>/account=<name>/date=D`), so several accounts share one lake and one glob reads them all
+    with an `account` column. `setting` is where the URI was set (ZCHAT_LAKE_URI, or a defs.yaml's
+    `lake_uri`), named in every error."""
 
-    def __init__(self, uri: str, privacy: Privacy | None = None, account: str | None = None):
-        self.privacy = privacy or Privacy()
-        self.account = account
+    def __init__(self, uri: str, account: str | None = None, setting: str = "ZCHAT_LAKE_URI"):
+        self.account, self.setting = account, setting
         if not uri or not uri.strip():
-            raise LakeError("ZCHAT_LAKE_URI is empty: set it to a folder (./data) or an fsspec URI (s3://bucket/prefix).")
+            raise LakeError(f"{setting} is empty: set it to a folder or an fsspec URI (s3://bucket/prefix).")
         try:
             # No listing cache: other runs and machines write to the same lake.
             self.fs, root = fsspec.core.url_to_fs(uri.strip(), use_listings_cache=False)
         except (ImportError, ValueError) as exc:
-            raise LakeError(f"ZCHAT_LAKE_URI {uri!r} cannot be opened ({exc}): install the fsspec driver for it "
+            raise LakeError(f"{setting} {uri!r} cannot be opened ({exc}): install the fsspec driver for it "
                             "or use a local folder.") from None
         self.local = isinstance(self.fs, LocalFileSystem)
         self.root = os.path.abspath(root) if self.local else root.rstrip("/")
@@ -322,7 +336,28 @@ class Lake:
             self.fs.rm(probe)
         except OSError as exc:
             raise LakeError(f"Cannot write to the lake at {self.uri(self.root)} ({exc.strerror or exc}): "
-                            "check ZCHAT_LAKE_URI and its permissions.") from None
+                            f"check {self.setting} and its permissions.") from None
+
+    def claim(self, origin: Origin) -> None:
+        """Records the origin of this account's part of the lake when first written; refuses, before anything
+        is written, a writer of another origin, so that sandbox and real data, or two accounts, never mix.
+        The unnamed account's part is the whole lake, so it shares it with no named account."""
+        mine = f"{self.root}/{ORIGINS}/{f'account={self.account}.json' if self.account else UNNAMED_ORIGIN}"
+        held = [self._origin(path) for path in self._files_in(f"{self.root}/{ORIGINS}")]
+        clash = [o for o in held if (o.account is None) != (origin.account is None)
+                 or (o.account == origin.account and o != origin)]
+        if clash:
+            raise LakeError(f"The lake at {self.uri(self.root)} holds data of {clash[0]}, and this writer is "
+                            f"{origin}: nothing was written; point {self.setting} at another lake (or, to start "
+                            f"this lake over, delete it with its {ORIGINS}/ folder).")
+        if origin not in held:
+            self.fs.makedirs(f"{self.root}/{ORIGINS}", exist_ok=True)
+            self.fs.pipe_file(mine, json.dumps({**asdict(origin), "recorded_at": datetime.now().astimezone()
+                                                .isoformat(timespec="seconds")}, indent=2).encode())
+
+    def _origin(self, path: str) -> Origin:
+        recorded = json.loads(self.fs.cat_file(path))
+        return Origin(recorded.get("account"), recorded.get("host"), recorded.get("timezone"))
 
 
 def _reason(exc: OSError) -> str:

@@ -26,17 +26,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .lake import Lake
+from .privacy import Privacy
 
 DATASET = "_cache/messages"
 ENDS_KEY = b"zchat.message_ends"  # protocol -> [end time, messages stored]
 PRIVACY_KEY = b"zchat.personal_data"
 
 
+def expire(lake: Lake, retention_days: int) -> int:
+    """Deletes the chunks written more than `retention_days` ago, by their own age (a chunk being written
+    or read now is younger): the cache only saves requests. Returns how many."""
+    return lake.sweep(lake.relative(DATASET), retention_days * 86400)
+
+
 class MessageCache:
-    def __init__(self, lake: Lake, day: str):
-        """Reads the footers of the day's chunks, once; chunks this object adds are recorded as they go."""
+    def __init__(self, lake: Lake, day: str, privacy: Privacy):
+        """Reads the footers of the day's chunks, once; chunks this object adds are recorded as they go.
+        `privacy` is the setting the chunks were written under: chunks of another are not reused."""
         self._lake, self._day = lake, day
-        self.privacy = lake.privacy
+        self.privacy = privacy
         self._chunks: dict[str, dict[str, list]] = {}  # chunk -> {protocol: [end time, messages]}, oldest first
         for chunk in lake.files(DATASET, day):
             try:

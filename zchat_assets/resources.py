@@ -8,7 +8,8 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from .api import ClientSettings, ZchatClient
-from .lake import Lake, LakeError
+from .api.settings import DEFAULT_TOKEN_ENV
+from .lake import Lake, LakeError, Origin
 from .privacy import Privacy
 from .settings import DEFAULT_KEY_ENV
 
@@ -21,34 +22,44 @@ class ZchatApi(ConfigurableResource, ClientSettings):
 
     token: str | None = Field(default=None, description="API token (secret), given as the environment variable "
                                                          "named by token_env.")
+    token_variable: str = Field(default=DEFAULT_TOKEN_ENV, description="Where the token comes from, as errors name it "
+                                                                       "(never what a user wrote in token_env).")
 
     def open_client(self, logger: logging.Logger | None = None, rate_share: float = 1.0) -> ZchatClient:
         """A new client with its own pool and request counters, holding `rate_share` of the account's
         rate limit; close it when done (`with`)."""
-        return ZchatClient(self.token, self, logger, rate_share)
+        return ZchatClient(self.token, self, logger, rate_share, self.token_variable)
 
 
 class ZchatLake(ConfigurableResource):
-    """Where one account's Parquet goes: a local folder or an fsspec URI."""
+    """Where one account's Parquet goes (a local folder or an fsspec URI), whose data it is, and how its
+    customers' personal data is written."""
 
     uri: str = Field(description="Local folder or fsspec URI, e.g. s3://bucket/zchat.")
     uri_setting: str = Field(default="ZCHAT_LAKE_URI", description="Where the URI is set, named in errors.")
     uri_is_default: bool = Field(default=False, description="True when nobody chose the URI: then it is "
                                                             "refused outside a local instance.")
     account: str | None = Field(default=None, description="The account's name: its Hive level in every dataset.")
+    host: str = Field(default="zchat.zenvia.io", description="The API host the account's data comes from.")
+    timezone: str = Field(default="America/Sao_Paulo", description="The time zone of the account's days.")
     personal_data: str = Field(default="keep", description="Customers' personal data: keep, hash or drop.")
     personal_data_key: str | None = Field(default=None, description="Secret for hashing personal data.")
-    personal_data_key_env: str = Field(default=DEFAULT_KEY_ENV, description="The variable holding that secret.")
+    personal_data_key_variable: str = Field(default=DEFAULT_KEY_ENV, description="Where that secret comes from, as "
+                                                                                 "errors name it.")
 
     def open(self, local_instance: bool = True) -> Lake:
-        """The lake, probed first so that a bad URI fails in one sentence before any API request. The
-        default `./data` is for a local instance (`dagster dev`, the demo): a deployment's run may run
-        on a machine that is gone tomorrow, so there an unset lake is an error, not a folder."""
+        """The lake, probed and claimed first, so that a bad URI or a lake holding another origin's data fails
+        in one sentence before any API request. The default `./data` is for a local instance (`dagster dev`):
+        a deployment's run may run on a machine that is gone tomorrow, so there an unset lake is an error."""
         if self.uri_is_default and not local_instance:
             raise LakeError(f"{self.uri_setting} is not set: in a deployment runs would write to {self.uri} on whichever "
                             f"machine runs them, and lose it; set {self.uri_setting} to an s3://bucket/prefix URI "
                             "or a shared folder.")
-        privacy = Privacy(self.personal_data, self.personal_data_key, self.personal_data_key_env)
-        lake = Lake(self.uri, privacy, self.account)
+        lake = Lake(self.uri, self.account, self.uri_setting)
         lake.check_writable()
+        lake.claim(Origin(self.account, self.host, self.timezone))
         return lake
+
+    def privacy(self) -> Privacy:
+        """The personal-data setting its writers apply, with its secret."""
+        return Privacy(self.personal_data, self.personal_data_key, self.personal_data_key_variable)

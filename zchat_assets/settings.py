@@ -8,26 +8,34 @@ cannot work stops the load with one sentence that names the attribute or the var
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
 
 from .api.redact import redact
-from .api.settings import ClientSettings
+from .api.settings import DEFAULT_TOKEN_ENV, ClientSettings
 from . import schemas
-from .privacy import MODES, Privacy
+from .privacy import MODES, Privacy, PrivacyError
 
 DATASETS = tuple(schemas.DATASETS)
 NEEDS = {"messages": ("history_expanded",), "conversations": ("history_expanded", "messages")}
 DEFAULT_KEY_ENV = "ZCHAT_PERSONAL_DATA_KEY"
+DEFAULT_LAKE = "./data"  # the unnamed account's
+SHARED_LAKE = "./lake"  # where scaffolded named accounts write, side by side: never the unnamed account's lake
 # The variable of each attribute of the unnamed account (the single-account setup).
 ENVIRONMENT = {
     "base_url": "ZCHAT_BASE_URL", "lake_uri": "ZCHAT_LAKE_URI", "timezone": "ZCHAT_TIMEZONE",
     "start_date": "ZCHAT_START_DATE", "concurrency": "ZCHAT_CONCURRENCY", "rate_limit": "ZCHAT_RATE_LIMIT",
     "lookback_days": "ZCHAT_LOOKBACK_DAYS", "personal_data": "ZCHAT_PERSONAL_DATA",
 }
+# Attributes that name a variable holding a secret. What a user writes there may be the secret itself
+# (pasted in the wrong place), so it is never echoed: errors name the attribute, not its value.
+SECRET_NAMES = {"token_env": "token", "personal_data_key_env": "hashing secret"}
+VARIABLE_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 
 
 class SettingsError(ValueError):
@@ -61,16 +69,23 @@ class Filters(BaseModel):
 class AccountSettings(ClientSettings):
     """One Zenvia Chat account: where its data comes from, which days, which datasets, where they go."""
 
+    model_config = ConfigDict(extra="forbid")
+
+    token_env: str = Field(default=DEFAULT_TOKEN_ENV, min_length=1,
+                           description="The NAME of the environment variable that holds the account's API token, "
+                                       "never the token itself.")
     name: str | None = Field(default=None, pattern=r"^[a-z0-9_]{1,40}$",
                              description="Lower-case account name; assets are zchat/<name>/<dataset>. Leave it "
                                          "out for the single-account setup, read from the ZCHAT_* variables.")
     timezone: str = Field(default="America/Sao_Paulo", description="IANA time zone; partitions are its days.")
     start_date: str = Field(default="2025-01-01", description="First daily partition, YYYY-MM-DD, in the past.")
-    lake_uri: str = Field(default="./data", min_length=1, description="Folder or fsspec URI of the lake.")
+    lake_uri: str = Field(default=DEFAULT_LAKE, min_length=1, description="Folder or fsspec URI (s3://bucket/prefix) of "
+                          "the lake. Named accounts may share one; the unnamed account's is its own.")
     datasets: list[str] = Field(default=list(DATASETS), description="The datasets to build (default: all).")
-    filters: Filters = Field(default_factory=Filters, description="API filters for every request.")
+    filters: Filters = Field(default_factory=Filters, description="API filters for every request.",
+                             examples=[{"departments": ["11", "12"], "types": ["WHATSAPP", "TEXT"]}])
     personal_data: str = Field(default="keep", description="Customers' personal data: keep, hash or drop.")
-    personal_data_key_env: str = Field(default=DEFAULT_KEY_ENV, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+    personal_data_key_env: str = Field(default=DEFAULT_KEY_ENV, min_length=1,
                                        description="The NAME of the variable holding the hashing secret.")
     lookback_days: int = Field(default=3, ge=1, le=60, description="Days before yesterday re-fetched nightly.")
     ongoing_retention_days: int = Field(default=30, ge=1, le=3650,
@@ -80,6 +95,9 @@ class AccountSettings(ClientSettings):
     flush_messages: int = Field(default=4_000, ge=1, le=1_000_000,
                                 description="Messages per batch written to the day and the message cache: more "
                                             "memory, against more work lost by a run that is killed.")
+    # Where the account was written (its defs.yaml) and which attributes that file set: errors name them.
+    _source: str | None = PrivateAttr(default=None)
+    _written: frozenset = PrivateAttr(default=frozenset())
 
     @field_validator("timezone")
     @classmethod
@@ -125,21 +143,71 @@ class AccountSettings(ClientSettings):
 
     def privacy(self, environ: Mapping[str, str]) -> Privacy:
         """The personal-data setting with its secret, read from the variable the account names."""
-        return Privacy(self.personal_data, environ.get(self.personal_data_key_env) or None, self.personal_data_key_env)
+        try:
+            return Privacy(self.personal_data, environ.get(self.personal_data_key_env) or None,
+                           self.secret_variable("personal_data_key_env"))
+        except PrivacyError as exc:
+            raise SettingsError(str(exc)) from None
+
+    def setting(self, attribute: str) -> str:
+        """Where an attribute's value was set, as errors name it: the unnamed account's ZCHAT_* variable,
+        else the attribute in the account's defs.yaml (`lake_uri in zchat_assets/defs/accounts/acme/defs.yaml`)."""
+        if self.name is None and attribute in ENVIRONMENT and attribute not in self._written:
+            return ENVIRONMENT[attribute]
+        return f"{attribute} in {self.where}"
+
+    @property
+    def where(self) -> str:
+        return self._source or (f"account {self.name}" if self.name else "the unnamed account")
+
+    def secret_variable(self, attribute: str) -> str:
+        """How errors name the variable of `token_env` or `personal_data_key_env`: by its name when it is
+        the default (ZCHAT_API_TOKEN), else by the attribute that names it, whose value is never echoed."""
+        if attribute not in self.model_fields_set:
+            return getattr(self, attribute)
+        return f"the variable named by {self.setting(attribute)}"
+
+    def check_secret_names(self, environ: Mapping[str, str]) -> None:
+        """A secret pasted where its variable's NAME belongs is refused before it can reach a log: a value
+        that names no set variable and does not look like a variable name is taken for the secret itself."""
+        for attribute, secret in SECRET_NAMES.items():
+            value = getattr(self, attribute)
+            if not environ.get(value) and not VARIABLE_NAME.fullmatch(value):
+                example = f"{(self.name or 'acme').upper()}_{'ZCHAT_TOKEN' if attribute == 'token_env' else 'PERSONAL_DATA_KEY'}"
+                raise SettingsError(f"{prefix(self.where)}{attribute} takes the NAME of the variable that holds the "
+                                    f"{secret} (for example {example}), not the {secret}.")
 
 
-def from_environment(environ: Mapping[str, str], **attributes) -> AccountSettings:
-    """The unnamed account: each attribute not given from its ZCHAT_* variable, else the default."""
+def prefix(where: str) -> str:
+    """How a sentence about an account starts: its defs.yaml as written, or "Account acme: "."""
+    return f"{where}: " if "/" in where else f"{where[0].upper()}{where[1:]}: "
+
+
+def from_environment(environ: Mapping[str, str], source: str | None = None, **attributes) -> AccountSettings:
+    """The unnamed account: each attribute not given (in its defs.yaml, at `source`) from its ZCHAT_*
+    variable, else the default."""
     values = {name: environ[var].strip() for name, var in ENVIRONMENT.items()
               if name not in attributes and (environ.get(var) or "").strip()}
     values.update(attributes)
-    return validated(values, lambda attribute: ENVIRONMENT.get(attribute, attribute))
+    where = source or "the unnamed account"
+    settings = validated(values, lambda a: ENVIRONMENT[a] if a in ENVIRONMENT and a not in attributes
+                         else f"{prefix(where)}{a}")
+    settings._source, settings._written = source, frozenset(attributes)
+    return settings
 
 
-def named(attributes: Mapping) -> AccountSettings:
-    """A named account from attributes given as values (YAML, Python)."""
-    name = attributes.get("name")
-    return validated(dict(attributes), lambda attribute: f"Account {name}: {attribute}")
+def named(attributes: Mapping, source: str | None = None) -> AccountSettings:
+    """A named account from attributes given as values (YAML at `source`, Python)."""
+    where = source or f"account {attributes.get('name')}"
+    settings = validated(dict(attributes), lambda attribute: f"{prefix(where)}{attribute}")
+    settings._source, settings._written = source, frozenset(attributes)
+    return settings
+
+
+def from_yaml(attributes: Mapping, environ: Mapping[str, str], source: str) -> AccountSettings:
+    """An account as its defs.yaml at `source` writes it: named, or the unnamed one over the ZCHAT_* variables."""
+    attributes = dict(attributes or {})
+    return named(attributes, source) if attributes.get("name") else from_environment(environ, source, **attributes)
 
 
 def validated(values: dict, label) -> AccountSettings:
@@ -150,17 +218,28 @@ def validated(values: dict, label) -> AccountSettings:
 
 
 def one_sentence(exc: ValidationError, label) -> str:
-    """The first problem of a validation error as one sentence naming where the value came from."""
+    """The first problem of a validation error as one sentence naming where the value came from. Values of
+    unknown attributes and of the secrets' variables are never echoed: they may be a secret."""
     error = exc.errors()[0]
     attribute = ".".join(str(p) for p in error["loc"])
-    value = redact(str(error.get("input")))
+    value = f"{redact(str(error.get('input')))!r} "
+    if error["type"] == "extra_forbidden":
+        return f"{label(attribute)} is not an attribute an account has{did_you_mean(error['loc'])}"
+    if attribute in SECRET_NAMES:
+        value = ""
     if error["type"] == "value_error":
         problem = str(error["msg"]).removeprefix("Value error, ")
-    elif error["type"] == "extra_forbidden":
-        problem = "is not an attribute an account has"
     else:
         problem = f"is not valid: use {expected(attribute.split('.')[0])}"
-    return f"{label(attribute)} {value!r} {problem}."
+    return f"{label(attribute)} {value}{problem}."
+
+
+def did_you_mean(loc: tuple) -> str:
+    """': did you mean timezone?' for a misspelt attribute (or filter), from the names the model knows."""
+    model = Filters if len(loc) > 1 and loc[0] == "filters" else AccountSettings
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    known = ", ".join(model.model_fields)
+    return f": did you mean {close[0]}?" if close else f"; the attributes are {known}."
 
 
 def expected(attribute: str) -> str:

@@ -142,7 +142,7 @@ def test_a_wrong_path_in_the_base_url_shows_the_url_called(sandbox):
 
 def test_an_auth_error_in_the_body_of_a_200_fails_at_once_naming_the_variable(tmp_path):
     with SandboxServer(SandboxApp(make_world(), TOKEN, dialects=frozenset({"auth_in_body"}))) as server:
-        c = ZchatClient("wrong-token", ClientSettings(base_url=server.url, token_env="ACME_TOKEN"))
+        c = ZchatClient("wrong-token", ClientSettings(base_url=server.url), token_variable="ACME_TOKEN")
         with pytest.raises(AuthError, match="status 401 in the body of an HTTP 200: Invalid or missing token.*ACME_TOKEN"):
             c.report("period", *WINDOW)
         assert c.stats.requests == 1
@@ -219,7 +219,7 @@ def test_nonsense_settings_are_refused(kw):
 
 def test_missing_token_is_refused_naming_the_variable():
     with pytest.raises(ConfigError, match="ACME_TOKEN"):
-        ZchatClient(" ", ClientSettings(token_env="ACME_TOKEN"))
+        ZchatClient(" ", ClientSettings(), token_variable="ACME_TOKEN")
 
 
 def test_two_accounts_never_share_a_budget_or_a_429_pause(sandbox):

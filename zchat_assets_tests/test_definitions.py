@@ -10,6 +10,7 @@ import pytest
 
 from zchat_assets import definitions
 from zchat_assets.api.errors import missing_token
+from zchat_assets.assets import build_account_defs
 from zchat_assets.settings import SettingsError, from_environment, named
 
 DATASETS = ("report_by_period", "report_by_agent", "report_by_department", "report_by_channel", "report_by_tag",
@@ -73,22 +74,66 @@ def test_a_bad_variable_is_one_sentence_naming_it(env, sentence):
 def test_hashing_without_a_secret_names_the_variable_that_should_hold_it():
     with pytest.raises(ValueError, match="at least 16 characters in ZCHAT_PERSONAL_DATA_KEY"):
         from_environment({"ZCHAT_PERSONAL_DATA": "hash"}).privacy({})
-    with pytest.raises(ValueError, match="in ACME_KEY"):
-        named({"name": "acme", "personal_data": "hash", "personal_data_key_env": "ACME_KEY"}).privacy({"ACME_KEY": "x"})
+    with pytest.raises(SettingsError) as caught:
+        named({"name": "acme", "personal_data": "hash", "personal_data_key_env": "ACME_KEY"}, YAML).privacy(
+            {"ACME_KEY": "x"})
+    assert f"in the variable named by personal_data_key_env in {YAML} (keep it" in str(caught.value)
+    assert "ACME_KEY" not in str(caught.value)
 
 
 @pytest.mark.parametrize("attributes,sentence", [
     ({"name": "Acme"}, "Account Acme: name 'Acme' is not valid: use text matching"),
     ({"name": "acme", "datasets": ["messages"]}, "has messages without history_expanded"),
     ({"name": "acme", "datasets": ["chats"]}, "names unknown datasets ['chats']"),
-    ({"name": "acme", "token_env": "my token"}, "Account acme: token_env 'my token' is not valid"),
-    ({"name": "acme", "filters": {"agent": ["1"]}}, "Account acme: filters.agent \"['1']\" is not an attribute"),
+    ({"name": "acme", "filters": {"agent": ["1"]}},
+     "Account acme: filters.agent is not an attribute an account has: did you mean agents?"),
+    ({"name": "acme", "time_zone": "America/Sao_Paulo"},
+     "Account acme: time_zone is not an attribute an account has: did you mean timezone?"),
+    ({"name": "acme", "token": "tok-acme-1"},
+     "Account acme: token is not an attribute an account has: did you mean token_env?"),
+    ({"name": "acme", "colour": "blue"}, "Account acme: colour is not an attribute an account has; the attributes are "),
     ({"name": "acme", "timezone": "Mars/Olympus"}, "Account acme: timezone 'Mars/Olympus' is not an IANA time zone"),
 ])
 def test_a_bad_attribute_of_a_named_account_is_one_sentence_naming_it(attributes, sentence):
     with pytest.raises(SettingsError) as caught:
         named(attributes)
-    assert sentence in str(caught.value)
+    assert sentence in str(caught.value) and "tok-acme-1" not in str(caught.value)
+
+
+YAML = "zchat_assets/defs/accounts/globex/defs.yaml"
+PASTED = "The variable named by token_env in " + YAML
+
+
+@pytest.mark.parametrize("attributes,environ,sentence", [
+    # A token pasted where its variable's NAME belongs: refused at load, never echoed.
+    ({"token_env": "tok-globex-1"}, {}, f"{YAML}: token_env takes the NAME of the variable that holds the token (for "
+                                        "example GLOBEX_ZCHAT_TOKEN), not the token."),
+    ({"token_env": "ab12.xy"}, {}, "token_env takes the NAME of the variable that holds the token"),
+    ({"personal_data_key_env": "s3cr3t-key-value"}, {},
+     f"{YAML}: personal_data_key_env takes the NAME of the variable that holds the hashing secret (for example "
+     "GLOBEX_PERSONAL_DATA_KEY), not the hashing secret."),
+])
+def test_a_secret_pasted_into_a_variable_name_is_refused_without_echo(attributes, environ, sentence):
+    settings = named({"name": "globex", **attributes}, YAML)
+    with pytest.raises(SettingsError) as caught:
+        build_account_defs(settings, environ)
+    assert str(caught.value).startswith(sentence) or sentence in str(caught.value)
+    assert next(iter(attributes.values())) not in str(caught.value)
+
+
+@pytest.mark.parametrize("token_env,environ", [
+    ("globex_token", {"globex_token": "t"}),  # a lower-case name that is set is a variable, not a token
+    ("TOKGLOBEX1SECRET", {}),  # looks like a name: loads, and fails at run time without echoing it
+])
+def test_what_looks_like_or_is_a_variable_name_loads(token_env, environ):
+    api = build_account_defs(named({"name": "globex", "token_env": token_env}, YAML), environ).resources["zchat_api_globex"]
+    assert token_env not in repr(api.token_variable) and api.token_variable == f"the variable named by token_env in {YAML}"
+    if not environ:
+        assert api.token is None
+        with pytest.raises(ValueError) as caught:
+            api.open_client()
+        assert str(caught.value) == missing_token(api.token_variable) and token_env not in str(caught.value)
+        assert str(caught.value).startswith(f"{PASTED} is not set: generate the account's token in Zenvia Chat")
 
 
 def test_yaml_attributes_override_the_environment_for_the_unnamed_account():
@@ -108,8 +153,6 @@ def test_the_code_location_shows_the_sentence_not_a_component_tree():
 
 
 def test_the_unnamed_account_may_not_share_a_lake_with_a_named_one(tmp_path):
-    from zchat_assets.assets import build_account_defs
-
     lake = str(tmp_path)
     unnamed = build_account_defs(from_environment({"ZCHAT_LAKE_URI": lake}), {})
     acme = build_account_defs(named({"name": "acme", "lake_uri": lake}), {})

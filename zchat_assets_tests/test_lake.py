@@ -11,6 +11,7 @@ import pytest
 
 from zchat_assets.lake import PART, STAGING, Lake, LakeError
 from zchat_assets.message_cache import MessageCache
+from zchat_assets.privacy import Privacy
 from zchat_assets.resources import ZchatLake
 from zchat_assets.schemas import messages_table
 
@@ -85,10 +86,10 @@ def test_files_are_added_atomically_for_snapshots(lake_uri):
 
 def test_the_message_cache_works_on_the_lake(lake_uri):
     lake = Lake(lake_uri)
-    cache = MessageCache(lake, DAY)
+    cache = MessageCache(lake, DAY, Privacy())
     ended = "2026-11-18T13:00:00+00:00"
     cache.add(messages_table([("1", [{"id": "a", "created_at": "2026-11-18T12:00:00Z"}])]), {"1": [ended, 1]})
-    again = MessageCache(lake, DAY)
+    again = MessageCache(lake, DAY, Privacy())
     assert again.usable({"1": ended}) == {"1": lake.files("_cache/messages", DAY)[0]}
     assert cache.prune({"1": None}) == 1 and lake.files("_cache/messages", DAY) == []
     assert again.read(next(iter(again.usable({"1": ended}).values())), {"1"}) is None  # pruned by "another run"

@@ -9,6 +9,7 @@ import pytest
 from zchat_assets.day_messages import end_times
 from zchat_assets.lake import Lake
 from zchat_assets.message_cache import MessageCache
+from zchat_assets.privacy import Privacy
 from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer
 
@@ -90,7 +91,7 @@ def test_a_run_that_dies_part_way_resumes_without_fetching_again_what_it_stored(
         assert not broken.success
         assert not resources_lake.exists("messages", DAY)  # nothing half-written
         expanded = resources_lake.read("history_expanded", DAY, columns=["protocol_id", "messages", "end_time"])
-        stored = len(MessageCache(resources_lake, DAY).usable(end_times(expanded)))
+        stored = len(MessageCache(resources_lake, DAY, Privacy()).usable(end_times(expanded)))
         assert stored >= 0.3 * total
         app.faults.clear()
         before = message_requests(app)
@@ -123,7 +124,7 @@ E1, E2 = "2026-11-18T15:00:00+00:00", "2026-11-18T16:00:00+00:00"
 
 
 def test_the_newest_chunk_wins_and_end_times_must_match(lake):
-    cache = MessageCache(lake, DAY)
+    cache = MessageCache(lake, DAY, Privacy())
     cache.add(pa.concat_tables([_messages("1", 2), _messages("2", 1)]), {"1": [E1, 2], "2": [E1, 1], "3": [E1, 0]})
     cache.add(_messages("2", 3), {"2": [E2, 3]})
     usable = cache.usable({"1": E1, "2": E2, "3": E1, "4": E1})
@@ -136,7 +137,7 @@ def test_the_newest_chunk_wins_and_end_times_must_match(lake):
 
 
 def test_prune_deletes_only_chunks_that_nothing_uses(lake):
-    cache = MessageCache(lake, DAY)
+    cache = MessageCache(lake, DAY, Privacy())
     cache.add(_messages("1", 1), {"1": [E1, 1]})
     cache.add(_messages("1", 2), {"1": [E2, 2]})
     cache.add(_messages("2", 1), {"2": [E1, 1]})

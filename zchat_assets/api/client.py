@@ -27,7 +27,7 @@ from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from .errors import TOKEN_PAGE, ApiUnavailableError, AuthError, BadRequestError, ConfigError, missing_token
 from .redact import install_log_redaction, redact
-from .settings import ClientSettings
+from .settings import DEFAULT_TOKEN_ENV, ClientSettings
 from .throttle import AdaptiveLimit, shared_gate, shared_limiter
 from .vendor import API_PREFIX, REPORT_DATA_TYPES
 
@@ -118,13 +118,14 @@ class ZchatClient:
     """One account's view of the API. Thread-safe; close it (or use `with`) to release the pool."""
 
     def __init__(self, token: str, settings: ClientSettings | None = None, logger: logging.Logger | None = None,
-                 rate_share: float = 1.0):
+                 rate_share: float = 1.0, token_variable: str = DEFAULT_TOKEN_ENV):
         """`rate_share` is the part of the account's `rate_limit` this client may use (runs and steps that
-        can call the API at the same time each hold a part)."""
+        can call the API at the same time each hold a part); `token_variable` names, in errors, where the
+        token comes from."""
         settings = settings or ClientSettings()
-        self._token_hint = f"check {settings.token_env}; tokens are generated in {TOKEN_PAGE}"
+        self._token_hint = f"check {token_variable}; tokens are generated in {TOKEN_PAGE}"
         if not token or not token.strip():
-            raise ConfigError(missing_token(settings.token_env))
+            raise ConfigError(missing_token(token_variable))
         self.base_url = settings.base_url
         self._token = token.strip()
         self._connect_timeout = settings.connect_timeout

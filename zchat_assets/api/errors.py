@@ -4,8 +4,12 @@
 TOKEN_PAGE = "Zenvia Chat under Settings > Integrations > API (https://zchat-admin.zenvia.com/integrations)"
 
 
-def missing_token(token_env: str) -> str:
-    return f"{token_env} is not set: generate the account's token in {TOKEN_PAGE} and set {token_env} to it."
+def missing_token(variable: str) -> str:
+    """`variable`: the token variable's name (ZCHAT_API_TOKEN), or a phrase saying where it is named."""
+    if " " not in variable:
+        return f"{variable} is not set: generate the account's token in {TOKEN_PAGE} and set {variable} to it."
+    return (f"{variable[0].upper()}{variable[1:]} is not set: generate the account's token in {TOKEN_PAGE} and set "
+            "that variable to it.")
 
 
 class ZchatError(Exception):

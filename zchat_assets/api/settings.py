@@ -19,13 +19,13 @@ MAX_CONCURRENCY = 256
 
 
 class ClientSettings(BaseModel):
-    token_env: str = Field(default=DEFAULT_TOKEN_ENV, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-                           description="The NAME of the environment variable that holds the account's API token.")
     base_url: str = Field(default=DEFAULT_BASE_URL,
                           description="API root; plain http is refused except to 127.0.0.1/localhost.")
     concurrency: int = Field(default=8, ge=1, le=MAX_CONCURRENCY, description="API requests in flight at once.")
     rate_limit: float | None = Field(default=None, gt=0, le=100_000,
-                                     description="API requests per second for the account (none: no cap).")
+                                     description="API requests per second for the account, shared by its steps "
+                                                 "and its sensor (none: no cap).",
+                                     examples=[20])
     connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to open a connection.")
     read_timeout: float = Field(default=60.0, gt=0, description="Longest wait for an answer. Once answers have "
                                                                 "come, a request waits 10 x the recent slowest "

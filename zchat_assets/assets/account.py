@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from dagster import (AssetExecutionContext, AssetKey, AutomationCondition, BackfillPolicy, DagsterInstance,
                      EnvVar, Failure, FreshnessPolicy)
@@ -18,6 +19,7 @@ from dagster._core.storage.runs import InMemoryRunStorage, SqliteRunStorage
 from ..api import ZchatClient
 from ..api.settings import ClientSettings
 from ..lake import Lake
+from ..privacy import Privacy
 from ..resources import ZchatApi, ZchatLake
 from ..settings import AccountSettings
 from .partitions import AccountDays, Day, day_window
@@ -95,15 +97,19 @@ class Account:
     def resources(self, environ: Mapping[str, str]) -> dict:
         """The account's resources; secrets go in as `EnvVar`s, so only their names reach the UI. An unset
         token is left out: the run then fails in our sentence (see `ZchatApi`), not in Dagster's."""
-        self.settings.privacy(environ)  # a missing or short hashing secret stops the load, in one sentence
-        client = {name: getattr(self.settings, name) for name in ClientSettings.model_fields}
-        key_env, token_env = self.settings.personal_data_key_env, self.settings.token_env
+        settings = self.settings
+        settings.check_secret_names(environ)  # a token pasted into token_env stops the load, never echoed
+        settings.privacy(environ)  # a missing or short hashing secret stops the load, in one sentence
+        client = {name: getattr(settings, name) for name in ClientSettings.model_fields}
+        key_env, token_env = settings.personal_data_key_env, settings.token_env
         return {
-            self.api_key: ZchatApi(token=EnvVar(token_env) if environ.get(token_env) else None, **client),
-            self.lake_key: ZchatLake(uri=self.settings.lake_uri, account=self.name,
-                                     uri_setting="ZCHAT_LAKE_URI" if self.name is None else f"{self.name}'s lake_uri",
-                                     uri_is_default="lake_uri" not in self.settings.model_fields_set,
-                                     personal_data=self.settings.personal_data, personal_data_key_env=key_env,
+            self.api_key: ZchatApi(token=EnvVar(token_env) if environ.get(token_env) else None,
+                                   token_variable=settings.secret_variable("token_env"), **client),
+            self.lake_key: ZchatLake(uri=settings.lake_uri, account=self.name, uri_setting=settings.setting("lake_uri"),
+                                     uri_is_default="lake_uri" not in settings.model_fields_set,
+                                     host=urlsplit(settings.base_url).hostname, timezone=settings.timezone,
+                                     personal_data=settings.personal_data,
+                                     personal_data_key_variable=settings.secret_variable("personal_data_key_env"),
                                      personal_data_key=EnvVar(key_env) if environ.get(key_env) else None),
         }
 
@@ -116,8 +122,12 @@ class Account:
         return getattr(context.resources, self.api_key).open_client(context.log, share)
 
     def lake(self, context) -> Lake:
-        """The account's lake, probed first so that a bad URI fails before any API request."""
+        """The account's lake, probed and claimed first so that a bad URI or another origin's lake fails
+        before any API request."""
         return getattr(context.resources, self.lake_key).open(is_local(context.instance))
+
+    def privacy(self, context) -> Privacy:
+        return getattr(context.resources, self.lake_key).privacy()
 
     def days(self, context: AssetExecutionContext) -> list[Day]:
         """The run's days. A run can name days that are no longer partitions (re-executed after the start

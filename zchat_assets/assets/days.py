@@ -22,7 +22,7 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetExecutionContext
 
 from ..api import ZchatClient
 from ..lake import STAGING, STALE_STAGING_SECONDS, DayRejected, Lake
-from ..message_cache import DATASET as CACHE
+from .. import message_cache
 from ..quality import Check
 from .account import Account
 from .metadata import ApiMeter
@@ -54,7 +54,7 @@ def api_days(context: AssetExecutionContext, account: Account,
 def housekeeping(context: AssetExecutionContext, account: Account, lake: Lake) -> None:
     """Staging files of killed runs, and message-cache chunks past the account's retention, by age."""
     staged = lake.sweep(STAGING, STALE_STAGING_SECONDS)
-    cached = lake.sweep(lake.relative(CACHE), account.settings.cache_retention_days * 86400)
+    cached = message_cache.expire(lake, account.settings.cache_retention_days)
     if staged or cached:
         context.log.info(f"Housekeeping: deleted {staged} stale staging file(s) and {cached} message-cache chunk(s).")
 

@@ -30,12 +30,12 @@ def history_asset(account: Account, name: str, expanded: bool) -> AssetsDefiniti
                                     description="Every row has a protocol_id and none appears twice.")],
     )
     def history(context: AssetExecutionContext):
-        schema = dataset_schema(name)
+        schema, privacy = dataset_schema(name), account.privacy(context)
 
         def produce(day, client, lake) -> DayOutcome:
             with lake.replace_partition(name, day.key, schema, audit) as writer:
                 for page in client.history_pages(day.start, day.end, day.offset, expanded=expanded, **filters):
-                    writer.write(to_table(page, name, privacy=lake.privacy, zone=day.zone))
+                    writer.write(to_table(page, name, privacy=privacy, zone=day.zone))
             return DayOutcome(partition_metadata(name, writer.result, writer.sample, PREVIEW), writer.checks)
 
         yield from api_days(context, account, produce)

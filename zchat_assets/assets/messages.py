@@ -68,9 +68,11 @@ def messages_asset(account: Account) -> AssetsDefinition:
         ],
     )
     def messages(context: AssetExecutionContext):
+        privacy = account.privacy(context)
+
         def produce(day, client, lake) -> DayOutcome:
             expanded = lake.read("history_expanded", day.key, columns=EXPANDED_COLUMNS)
-            with DayMessages(lake, day.key, expanded, flush_messages=flush) as day_messages, \
+            with DayMessages(lake, day.key, expanded, privacy, flush_messages=flush) as day_messages, \
                     Progress(context.log, f"messages {day.key}", len(day_messages.to_fetch), len(day_messages.cached),
                              lambda: client.in_flight) as progress:
                 for protocol_id, items in client.messages_many(day_messages.to_fetch):

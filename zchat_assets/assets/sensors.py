@@ -66,7 +66,7 @@ def ongoing_sensor(account: Account, refresh_job: JobDefinition | None) -> Senso
             previous = previous_poll(lake, cursor["last"], context.log)
             with account.open_client(context, SENSOR_SHARE) as client:
                 records = [r for page in client.ongoing_pages(**filters) for r in page]
-            table = snapshot_table(records, polled_at, lake.privacy)
+            table = snapshot_table(records, polled_at, account.privacy(context))
             path = lake.add_file("ongoing", local_day(polled_at, tz_name),
                                  f"poll-{polled_at:%Y%m%dT%H%M%S.%fZ}.parquet", table)
         except (ZchatError, LakeError, OSError) as exc:
