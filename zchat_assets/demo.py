@@ -20,7 +20,7 @@ def run(account: AccountSettings, instance: dg.DagsterInstance, first: str, last
     daily = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
     lake = Lake(account.lake_uri, account=account.name)
     print(f"Materializing {first} to {last} from the local sandbox ({scale} interactions a day) into "
-          f"{lake.uri(lake.root)}; runs are recorded in {os.path.abspath(instance.root_directory)}.", flush=True)
+          f"{os.path.relpath(lake.root)}; runs are recorded in {os.path.relpath(instance.root_directory)}.", flush=True)
     started = time.monotonic()
     # The account's own job, so that the UI lists the run as daily_job, as a schedule would launch it.
     result = defs.resolve_job_def("daily_job").execute_in_process(

@@ -7,7 +7,8 @@ reading of the vendor's document the account speaks, how the expanded `messages`
 `/messages`, whether `limit` and `page` are honoured, latency and rate-limit headers. It writes nothing
 to the lake, never prints the token, and keeps to the account's rate limit.
 
-Exit status: 0 all matches, 1 something to act on, 2 cannot reach or authenticate.
+Exit status: 0 all matches (notes included: what is kept losslessly, or read either way), 1 something
+that would lose or misread data, 2 cannot reach or authenticate.
 """
 
 from __future__ import annotations
@@ -29,11 +30,15 @@ from .settings import AccountSettings
 SAMPLE = 5  # records per page asked for
 PROTOCOLS = 10  # conversations whose messages are compared with their counter
 OFFSET = re.compile(r"(Z|[+-]\d\d:?\d\d)$")
+# Where a user tells us about fields the schema does not name yet.
+REPORT_TO = ("fields kept in extra_json lose nothing; report them as an issue of the repository you installed "
+             "zchat-assets from (`git remote get-url origin` in your clone), pasting the lines above, so that the "
+             "schema can name them")
 
 
 class Report:
     def __init__(self, out):
-        self.out, self.to_act = out, 0
+        self.out, self.to_act, self.unknown = out, 0, False
 
     def ok(self, text: str) -> None:
         self.out(f"  ok    {text}")
@@ -69,6 +74,8 @@ def run(settings: AccountSettings, environ: Mapping[str, str], out=print) -> int
         except ZchatError as exc:
             report.act(f"an endpoint failed: {exc}")
         _latency(report, client)
+    if report.unknown:
+        report.note(REPORT_TO)
     out(f"{report.to_act} thing(s) to act on." if report.to_act else "Everything matches what zchat-assets reads.")
     return 1 if report.to_act else 0
 
@@ -99,8 +106,8 @@ def _check(report: Report, client: ZchatClient, day, lines: list[dict]) -> None:
 
 
 def _shape(report: Report, dataset: str, records: list[dict]) -> None:
-    """Fields unknown to the schema (to act on: tell us), fields it expects and did not get (their
-    columns stay empty), values of another type (to act on: such days would fail)."""
+    """Fields unknown to the schema (a note: kept in extra_json, nothing is lost), fields it expects and did
+    not get (their columns stay empty), values of another type (to act on: such days would fail)."""
     if not records:
         report.note(f"{dataset}: nothing to compare ({'nothing in progress now' if dataset == 'ongoing' else 'no records yesterday'})")
         return
@@ -114,8 +121,9 @@ def _shape(report: Report, dataset: str, records: list[dict]) -> None:
     except SchemaError as exc:
         problems.append(str(exc))
     if unknown:
-        report.act(f"{dataset}: fields zchat-assets does not know yet, kept in extra_json: {', '.join(unknown)} "
-                   "(tell us, so the schema can name them)")
+        report.unknown = True
+        report.note(f"{dataset}: fields zchat-assets does not know yet, kept as they came in extra_json: "
+                    f"{', '.join(unknown)}")
     if absent:
         report.note(f"{dataset}: fields expected and not sent: {', '.join(absent)} (their columns stay empty)")
     for problem in problems:

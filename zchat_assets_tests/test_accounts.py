@@ -15,7 +15,7 @@ from zchat_assets.assets import build_account_defs
 from zchat_assets.lake import Lake
 from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer, World
-from zchat_assets.settings import named
+from zchat_assets.settings import SHARED_LAKE, named
 
 from .conftest import DAY, NOW, START, account_defs, daily_assets, fast_api, only
 from .truth import interactions, message_ids, protocols
@@ -73,7 +73,7 @@ def project_with_accounts(tmp_path: Path, url: str, lake: Path) -> Path:
     for name in TOKENS:
         succeeded(run([str(BIN / "dg"), "scaffold", "defs", "zchat_assets.ZchatAccount", f"accounts/{name}"], project))
         yaml = project / "zchat_assets" / "defs" / "accounts" / name / "defs.yaml"
-        text = yaml.read_text().replace("lake_uri: ./data", f"lake_uri: {lake}")
+        text = yaml.read_text().replace(f"lake_uri: {SHARED_LAKE}", f"lake_uri: {lake}")
         text = text.replace('start_date: "2025-01-01"', f'start_date: "{START}"')
         yaml.write_text(text + f"  base_url: {url}\n")
     return project
@@ -109,7 +109,8 @@ def test_accounts_as_components_through_dg_and_the_dagster_cli(two_accounts, tmp
     select = ",".join(f"zchat/{name}/{d}" for name in TOKENS for d in FETCHED)
     both = run([str(BIN / "dagster"), "asset", "materialize", "-m", "zchat_assets.definitions", "--select", select,
                 "--partition", DAY], project, ACME_ZCHAT_TOKEN="revoked", GLOBEX_ZCHAT_TOKEN=TOKENS["globex"])
-    assert both.returncode != 0 and "check ACME_ZCHAT_TOKEN" in both.stderr
+    assert both.returncode != 0 and "check the variable named by token_env in zchat_assets/defs/accounts/acme/defs.yaml" \
+        in both.stderr
     assert_account_matches(Lake(str(lake), account="globex"), worlds["globex"], DAY)
     assert not Lake(str(lake), account="acme").exists("history", DAY)
 
@@ -119,6 +120,41 @@ def test_accounts_as_components_through_dg_and_the_dagster_cli(two_accounts, tmp
     assert_account_matches(Lake(str(lake), account="acme"), worlds["acme"], DAY)
     for text in (both.stdout, both.stderr, fixed.stdout, fixed.stderr):
         assert not any(token in text for token in TOKENS.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pasted", ["TOKGLOBEX93C1SECRET", "tok-globex-93c1-SECRET"])
+def test_a_token_pasted_into_token_env_leaves_no_trace(tmp_path, pasted):
+    """Looking like a variable's name, it loads and the run fails; not looking like one, the load fails.
+    Either way in our sentence, and the token is in no output, no file of the instance (event log, run
+    storage, compute logs) and no lake."""
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "zchat_assets", project / "zchat_assets", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "workspace.yaml", "dagster.yaml"):
+        shutil.copy(ROOT / name, project)
+    account = project / "zchat_assets" / "defs" / "accounts" / "globex"
+    account.mkdir(parents=True)
+    (account / "defs.yaml").write_text(f"type: zchat_assets.ZchatAccount\nattributes:\n  name: globex\n"
+                                       f"  token_env: {pasted}\n  lake_uri: {tmp_path / 'lake'}\n"
+                                       f"  start_date: \"{START}\"\n")
+    where = "zchat_assets/defs/accounts/globex/defs.yaml"
+    check = run([str(BIN / "dg"), "check", "defs"], project)
+    launched = run([str(BIN / "dagster"), "asset", "materialize", "-m", "zchat_assets.definitions", "--select",
+                    "zchat/globex/history", "--partition", DAY], project)
+    assert launched.returncode != 0
+    if pasted.isupper():
+        assert check.returncode == 0, check.stderr[-2000:]
+        assert f"The variable named by token_env in {where} is not set: generate the account's token" in launched.stderr
+    else:
+        refusal = (f"{where}: token_env takes the NAME of the variable that holds the token (for example "
+                   "GLOBEX_ZCHAT_TOKEN), not the token.")
+        assert check.returncode != 0 and f"SettingsError: {refusal}" in check.stdout + check.stderr
+        assert refusal in launched.stderr
+    outputs = [check.stdout, check.stderr, launched.stdout, launched.stderr]
+    assert [i for i, text in enumerate(outputs) if pasted in text] == []
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p != account / "defs.yaml"]
+    assert any(p.suffix == ".db" for p in files) or not pasted.isupper()  # the instance did record the run
+    assert [str(p) for p in files if pasted.encode() in p.read_bytes()] == []
 
 
 def test_filters_reach_the_endpoints_that_take_them(sandbox, tmp_path):

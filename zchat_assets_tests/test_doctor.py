@@ -1,7 +1,9 @@
 """`zchat-assets doctor` against the sandbox in each dialect, and against mistakes a user makes."""
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,6 +13,7 @@ from zchat_assets import doctor
 from zchat_assets.sandbox import DIALECTS, SandboxApp, SandboxServer, World
 from zchat_assets.settings import from_environment
 
+ROOT = Path(__file__).parents[1]
 TOKEN = "doctor-token-5e1f-SECRET"
 NOTES = {  # what the report says about each reading of the document, besides "everything matches"
     "flat_expanded": "sends agent, department and customer fields flat",
@@ -49,10 +52,33 @@ def test_each_dialect_is_recognised_and_matches(dialect):
     assert app.stats.requests <= 16  # a handful of small requests: the account's budget is spared
 
 
-def test_a_field_the_schema_does_not_know_is_something_to_act_on():
+def test_a_field_the_schema_does_not_know_is_a_note_with_where_to_report_it():
+    """Kept losslessly in extra_json: nothing to act on (exit 0), but worth telling the project."""
     with SandboxServer(SandboxApp(busy_world(), TOKEN, schema_changes=("new_field",))) as server:
         status, report = diagnose(server.url)
-    assert status == 1 and "fields zchat-assets does not know yet, kept in extra_json: satisfaction" in report
+    assert status == 0, report
+    assert "note  history: fields zchat-assets does not know yet, kept as they came in extra_json: " \
+           "satisfaction.comment, satisfaction.score\n" in report
+    assert report.count("report them as an issue of the repository you installed zchat-assets from") == 1
+
+
+def test_a_named_account_with_its_token_only_in_dotenv(tmp_path):
+    """As Dagster's commands do: `doctor --account acme` reads the .env of the folder it runs in, says so,
+    and never prints what it holds."""
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "zchat_assets", project / "zchat_assets", ignore=shutil.ignore_patterns("__pycache__"))
+    account = project / "zchat_assets" / "defs" / "accounts" / "acme"
+    account.mkdir(parents=True)
+    with SandboxServer(SandboxApp(busy_world(scale=40), TOKEN)) as server:
+        (account / "defs.yaml").write_text("type: zchat_assets.ZchatAccount\nattributes:\n  name: acme\n"
+                                           f"  token_env: ACME_ZCHAT_TOKEN\n  base_url: {server.url}\n")
+        (project / ".env").write_text(f"ACME_ZCHAT_TOKEN={TOKEN}\n")
+        done = subprocess.run([sys.executable, "-m", "zchat_assets.cli", "doctor", "--account", "acme"], cwd=project,
+                              env={"PYTHONPATH": str(project), "PATH": ""}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("Read 1 variable(s) from .env, as Dagster's commands do.\n"
+                                  "zchat-assets doctor: account acme at http://127.0.0.1:")
+    assert "token accepted" in done.stdout and TOKEN not in done.stdout + done.stderr
 
 
 def test_a_rejected_token_in_a_200_body_is_exit_2_naming_the_variable():

@@ -120,6 +120,51 @@ def test_unknown_scheme_is_reported():
         Lake("nosuchproto://bucket/x")
 
 
+def test_a_named_accounts_lake_errors_name_its_attribute_and_file(tmp_path):
+    """Not ZCHAT_LAKE_URI, which a named account does not read."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    setting = "lake_uri in zchat_assets/defs/accounts/acme/defs.yaml"
+    with pytest.raises(LakeError) as caught:
+        ZchatLake(uri=str(blocker / "lake"), account="acme", uri_setting=setting).open()
+    assert str(caught.value).endswith(f"check {setting} and its permissions.")
+    with pytest.raises(LakeError, match=f"^{setting} 'nosuchproto://bucket/x' cannot be opened"):
+        Lake("nosuchproto://bucket/x", "acme", setting)
+
+
+REAL, DEMO = ("zchat.zenvia.io", "America/Sao_Paulo"), ("127.0.0.1", "America/Sao_Paulo")
+
+
+@pytest.mark.parametrize("first,then,refused", [
+    # (account, host, time zone) of the first writer and of the next one
+    ((None, *REAL), (None, *REAL), None),  # the same account may always write
+    ((None, *REAL), (None, *DEMO), "holds data of the unnamed account from zchat.zenvia.io in America/Sao_Paulo, "
+                                   "and this writer is the unnamed account from 127.0.0.1 in America/Sao_Paulo"),
+    ((None, *REAL), (None, "zchat.zenvia.io", "America/New_York"), "this writer is the unnamed account from "
+                                                                   "zchat.zenvia.io in America/New_York"),
+    (("acme", *REAL), ("globex", *REAL), None),  # named accounts share a lake, each in its account= level
+    (("acme", *REAL), ("acme", *DEMO), "holds data of account acme from zchat.zenvia.io"),
+    (("acme", *REAL), (None, *REAL), "holds data of account acme from zchat.zenvia.io in America/Sao_Paulo, and "
+                                     "this writer is the unnamed account"),
+    ((None, *REAL), ("acme", *REAL), "holds data of the unnamed account from zchat.zenvia.io"),
+])
+def test_a_lake_refuses_a_writer_of_another_origin_and_writes_nothing(lake_uri, first, then, refused):
+    def resource(account, host, zone):
+        return ZchatLake(uri=lake_uri, account=account, host=host, timezone=zone)
+
+    resource(*first).open().write_partition("history", DAY, table(2))
+    lake = Lake(lake_uri)
+    before = sorted(lake.fs.find(lake.root))
+    if refused is None:
+        resource(*then).open()
+        return
+    with pytest.raises(LakeError) as caught:
+        resource(*then).open()
+    assert refused in str(caught.value) and str(caught.value).count("\n") == 0
+    assert "nothing was written; point ZCHAT_LAKE_URI at another lake" in str(caught.value)
+    assert sorted(lake.fs.find(lake.root)) == before
+
+
 def test_an_unset_lake_is_refused_outside_a_local_instance(tmp_path):
     implicit = ZchatLake(uri=str(tmp_path), uri_is_default=True)
     assert implicit.open(local_instance=True).root == str(tmp_path)
