@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
+        # The demo and the sandbox UI keep to themselves: a real account's .env is not theirs to read.
+        args.environ = with_dotenv(os.environ) if args.command in ("sandbox", "doctor") else dict(os.environ)
         if "timezone" in args:  # checked before anything starts
             args.timezone = _timezone(args)
         return {"sandbox": run_sandbox, "demo": run_demo, "ui": run_ui, "docs": run_docs,
@@ -87,7 +89,7 @@ def _timezone(args) -> str:
     one named as the user gave it."""
     if args.timezone:
         return validated({"timezone": args.timezone}, lambda attribute: f"--{attribute}").timezone
-    return from_environment({"ZCHAT_TIMEZONE": os.environ.get("ZCHAT_TIMEZONE", "")}).timezone
+    return from_environment({"ZCHAT_TIMEZONE": args.environ.get("ZCHAT_TIMEZONE", "")}).timezone
 
 
 def _world(args, account: int = 0):
@@ -99,7 +101,7 @@ def _world(args, account: int = 0):
 def run_sandbox(args) -> int:
     from .sandbox import SandboxApp, SandboxServer, parse_dialects, parse_faults
 
-    tokens = [os.environ.get(name) for name in (SANDBOX_TOKEN_ENV, *args.also_token_env)]
+    tokens = [args.environ.get(name) for name in (SANDBOX_TOKEN_ENV, *args.also_token_env)]
     if not all(tokens):
         raise ValueError(f"set {', '.join((SANDBOX_TOKEN_ENV, *args.also_token_env))} to the tokens the sandbox "
                          "should accept (any strings)")
@@ -189,7 +191,7 @@ def run_ui(args) -> int:
     token = secrets.token_urlsafe(24)
     with SandboxServer(SandboxApp(_world(args), token)) as server:
         settings = _sandbox_settings(args, server.url, home)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ZCHAT_")}
+        env = {k: v for k, v in args.environ.items() if not k.startswith("ZCHAT_")}
         env.update({"DAGSTER_HOME": str(home), SANDBOX_TOKEN_ENV: token, "ZCHAT_BASE_URL": settings["base_url"],
                     "ZCHAT_TIMEZONE": settings["timezone"], "ZCHAT_LAKE_URI": settings["lake_uri"],
                     "ZCHAT_START_DATE": settings["start_date"],
@@ -225,8 +227,7 @@ def _default_signals() -> None:
 def run_doctor(args) -> int:
     from . import doctor
 
-    environ = with_dotenv(os.environ)
-    return doctor.run(account_settings(args.account, environ), environ)
+    return doctor.run(account_settings(args.account, args.environ), args.environ)
 
 
 def with_dotenv(environ: Mapping[str, str], folder: Path | None = None) -> dict[str, str]:

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from .assets import build_account_defs
-from .settings import SHARED_LAKE, AccountSettings, from_yaml
+from .settings import AccountSettings, from_yaml
 
 # What Dagster checks before we do: any value, under the names the settings model documents.
 ATTRIBUTES = create_model(
@@ -35,13 +35,13 @@ ORDER = (*DECIDE, "base_url", "datasets", "filters", "personal_data", "personal_
 def scaffold_yaml(name: str) -> str:
     """A new account's defs.yaml: every attribute, with what it means and its default, from the settings model."""
     upper = name.upper()
-    chosen = {"name": name, "token_env": f"{upper}_ZCHAT_TOKEN", "lake_uri": SHARED_LAKE,
-              "personal_data_key_env": f"{upper}_PERSONAL_DATA_KEY"}
+    chosen = {"token_env": f"{upper}_ZCHAT_TOKEN", "personal_data_key_env": f"{upper}_PERSONAL_DATA_KEY"}
+    defaults = AccountSettings(name=name)
     lines = ["type: zchat_assets.ZchatAccount", "attributes:"]
     fields = AccountSettings.model_fields
     for attribute in sorted(fields, key=lambda a: ORDER.index(a) if a in ORDER else len(ORDER)):
         field = fields[attribute]
-        value = chosen.get(attribute, (field.examples or [field.get_default(call_default_factory=True)])[0])
+        value = chosen.get(attribute, (field.examples or [getattr(defaults, attribute)])[0])
         if isinstance(value, BaseModel):
             value = value.model_dump(exclude_none=True)
         text = yaml.safe_dump({attribute: value}, default_flow_style=True, width=1000, sort_keys=False).strip()[1:-1]

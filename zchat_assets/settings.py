@@ -79,8 +79,10 @@ class AccountSettings(ClientSettings):
                                          "out for the single-account setup, read from the ZCHAT_* variables.")
     timezone: str = Field(default="America/Sao_Paulo", description="IANA time zone; partitions are its days.")
     start_date: str = Field(default="2025-01-01", description="First daily partition, YYYY-MM-DD, in the past.")
-    lake_uri: str = Field(default=DEFAULT_LAKE, min_length=1, description="Folder or fsspec URI (s3://bucket/prefix) of "
-                          "the lake. Named accounts may share one; the unnamed account's is its own.")
+    # No default points two things at one folder: the unnamed account's lake is its own, named ones share theirs.
+    lake_uri: str = Field(default_factory=lambda given: SHARED_LAKE if given.get("name") else DEFAULT_LAKE,
+                          min_length=1, description=f"Folder or fsspec URI (s3://bucket/prefix) of the lake: by default "
+                          f"{SHARED_LAKE} for named accounts, which may share it, and {DEFAULT_LAKE} for the unnamed one.")
     datasets: list[str] = Field(default=list(DATASETS), description="The datasets to build (default: all).")
     filters: Filters = Field(default_factory=Filters, description="API filters for every request.",
                              examples=[{"departments": ["11", "12"], "types": ["WHATSAPP", "TEXT"]}])

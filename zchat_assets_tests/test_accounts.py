@@ -122,22 +122,39 @@ def test_accounts_as_components_through_dg_and_the_dagster_cli(two_accounts, tmp
         assert not any(token in text for token in TOKENS.values())
 
 
+GLOBEX = Path("zchat_assets/defs/accounts/globex/defs.yaml")
+
+
+def project_with_globex(tmp_path: Path, attributes: str) -> Path:
+    """A copy of this project with one more account, globex, whose defs.yaml has these attribute lines."""
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "zchat_assets", project / "zchat_assets", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "workspace.yaml", "dagster.yaml"):
+        shutil.copy(ROOT / name, project)
+    (project / GLOBEX).parent.mkdir(parents=True)
+    (project / GLOBEX).write_text(f"type: zchat_assets.ZchatAccount\nattributes:\n  name: globex\n"
+                                  f"  start_date: \"{START}\"\n  {attributes}\n")
+    return project
+
+
+@pytest.mark.slow
+def test_a_misspelt_attribute_is_our_sentence_first_with_a_suggestion(tmp_path):
+    checked = run([str(BIN / "dg"), "check", "defs"], project_with_globex(tmp_path, "time_zone: America/Sao_Paulo"))
+    assert checked.returncode != 0
+    error = (checked.stdout + checked.stderr).split("Validation failed for code location zchat_assets:")[1]
+    assert error.strip().splitlines()[0] == (f"zchat_assets.settings.SettingsError: {GLOBEX.as_posix()}: time_zone is "
+                                             "not an attribute an account has: did you mean timezone?")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("pasted", ["TOKGLOBEX93C1SECRET", "tok-globex-93c1-SECRET"])
 def test_a_token_pasted_into_token_env_leaves_no_trace(tmp_path, pasted):
     """Looking like a variable's name, it loads and the run fails; not looking like one, the load fails.
     Either way in our sentence, and the token is in no output, no file of the instance (event log, run
     storage, compute logs) and no lake."""
-    project = tmp_path / "project"
-    shutil.copytree(ROOT / "zchat_assets", project / "zchat_assets", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "workspace.yaml", "dagster.yaml"):
-        shutil.copy(ROOT / name, project)
-    account = project / "zchat_assets" / "defs" / "accounts" / "globex"
-    account.mkdir(parents=True)
-    (account / "defs.yaml").write_text(f"type: zchat_assets.ZchatAccount\nattributes:\n  name: globex\n"
-                                       f"  token_env: {pasted}\n  lake_uri: {tmp_path / 'lake'}\n"
-                                       f"  start_date: \"{START}\"\n")
-    where = "zchat_assets/defs/accounts/globex/defs.yaml"
+    project = project_with_globex(tmp_path, f"token_env: {pasted}\n  lake_uri: {tmp_path / 'lake'}")
+    account = project / GLOBEX
+    where = GLOBEX.as_posix()
     check = run([str(BIN / "dg"), "check", "defs"], project)
     launched = run([str(BIN / "dagster"), "asset", "materialize", "-m", "zchat_assets.definitions", "--select",
                     "zchat/globex/history", "--partition", DAY], project)
@@ -152,7 +169,7 @@ def test_a_token_pasted_into_token_env_leaves_no_trace(tmp_path, pasted):
         assert refusal in launched.stderr
     outputs = [check.stdout, check.stderr, launched.stdout, launched.stderr]
     assert [i for i, text in enumerate(outputs) if pasted in text] == []
-    files = [p for p in tmp_path.rglob("*") if p.is_file() and p != account / "defs.yaml"]
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p != account]
     assert any(p.suffix == ".db" for p in files) or not pasted.isupper()  # the instance did record the run
     assert [str(p) for p in files if pasted.encode() in p.read_bytes()] == []
 

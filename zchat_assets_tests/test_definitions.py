@@ -1,17 +1,20 @@
 """The shipped code location loads, and each bad setting stops it with one sentence naming the variable."""
 
 import os
+import re
 import subprocess
 import sys
 from datetime import date, timedelta
 
 import dagster as dg
 import pytest
+import yaml
 
 from zchat_assets import definitions
 from zchat_assets.api.errors import missing_token
 from zchat_assets.assets import build_account_defs
-from zchat_assets.settings import SettingsError, from_environment, named
+from zchat_assets.component import scaffold_yaml
+from zchat_assets.settings import DEFAULT_LAKE, SHARED_LAKE, AccountSettings, SettingsError, from_environment, named
 
 DATASETS = ("report_by_period", "report_by_agent", "report_by_department", "report_by_channel", "report_by_tag",
             "history", "history_expanded", "messages", "conversations", "ongoing")
@@ -160,3 +163,22 @@ def test_the_unnamed_account_may_not_share_a_lake_with_a_named_one(tmp_path):
     definitions.check_lakes({**acme.resources, **globex.resources})  # named accounts share a lake fine
     with pytest.raises(SettingsError, match="The unnamed account .* and account acme both write to"):
         definitions.check_lakes({**unnamed.resources, **acme.resources})
+
+
+def test_no_default_points_two_accounts_at_one_folder():
+    unnamed, acme = from_environment({}), named({"name": "acme"})
+    assert (unnamed.lake_uri, acme.lake_uri) == (DEFAULT_LAKE, SHARED_LAKE)
+    definitions.check_lakes({**build_account_defs(unnamed, {}).resources, **build_account_defs(acme, {}).resources})
+    assert "lake_uri" not in acme.model_fields_set  # still refused, unset, outside a local instance
+
+
+def test_the_scaffolded_account_is_generated_from_the_settings_model():
+    """Every attribute, each with its description; uncommented, a valid account of its own."""
+    text = scaffold_yaml("acme")
+    for attribute, field in AccountSettings.model_fields.items():
+        assert f"  # {field.description}\n" in text and (f"  {attribute}: " in text or f"  # {attribute}: " in text)
+    written = yaml.safe_load(text)["attributes"]
+    assert written == {"name": "acme", "token_env": "ACME_ZCHAT_TOKEN", "timezone": "America/Sao_Paulo",
+                       "start_date": "2025-01-01", "lake_uri": SHARED_LAKE}
+    every = yaml.safe_load(re.sub(r"^  # (\w+:)", r"  \1", text, flags=re.MULTILINE))["attributes"]
+    assert set(every) == set(AccountSettings.model_fields) and named(every).name == "acme"  # every value valid
