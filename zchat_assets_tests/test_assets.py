@@ -1,16 +1,19 @@
 """Assets materialized through Dagster against the sandbox, compared with the sandbox's own truth."""
 
 import json
+import os
 import shutil
 
 import dagster as dg
 import pytest
 
+from zchat_assets.assets import build_account_defs
 from zchat_assets.assets.conversations import figures
 from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer, parse_faults
+from zchat_assets.settings import named
 
-from .conftest import ALL, DAILY, DAY, TOKEN, fast_api, make_world, only
+from .conftest import ALL, DAILY, DAY, TOKEN, daily_assets, fast_api, make_world, only
 from .truth import assert_lake_matches, message_ids
 
 RANGE = {"dagster/asset_partition_range_start": "2026-11-16", "dagster/asset_partition_range_end": DAY}
@@ -130,6 +133,21 @@ def test_an_unwritable_lake_fails_in_one_sentence_before_any_request(sandbox, tm
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "Cannot write to the lake" in failure.step_failure_data.error.to_string()
+    assert sandbox.app.stats.requests == 0
+
+
+def test_a_named_accounts_unwritable_lake_names_its_attribute_and_file(sandbox, tmp_path, monkeypatch):
+    """Not ZCHAT_LAKE_URI, which a named account does not read."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("ACME_ZCHAT_TOKEN", TOKEN)
+    where = "zchat_assets/defs/accounts/acme/defs.yaml"
+    defs = build_account_defs(named({"name": "acme", "token_env": "ACME_ZCHAT_TOKEN", "base_url": sandbox.url,
+                                     "lake_uri": str(blocker / "lake"), "start_date": "2026-10-01"}, where), os.environ)
+    result = dg.materialize(only("history", assets=daily_assets(defs)), resources=defs.resources, partition_key=DAY,
+                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.to_string()
+    assert f"check lake_uri in {where} and its permissions." in failure and "ZCHAT_LAKE_URI" not in failure
     assert sandbox.app.stats.requests == 0
 
 
