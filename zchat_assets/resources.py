@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from .api import ClientSettings, ZchatClient
-from .api.settings import DEFAULT_TOKEN_ENV
+from .api.settings import DEFAULT_BASE_URL, DEFAULT_TOKEN_ENV
 from .lake import Lake, LakeError, Origin
 from .privacy import Privacy
-from .settings import DEFAULT_KEY_ENV
+from .settings import DEFAULT_KEY_ENV, AccountSettings
 
 
 class ZchatApi(ConfigurableResource, ClientSettings):
@@ -40,8 +41,10 @@ class ZchatLake(ConfigurableResource):
     uri_is_default: bool = Field(default=False, description="True when nobody chose the URI: then it is "
                                                             "refused outside a local instance.")
     account: str | None = Field(default=None, description="The account's name: its Hive level in every dataset.")
-    host: str = Field(default="zchat.zenvia.io", description="The API host the account's data comes from.")
-    timezone: str = Field(default="America/Sao_Paulo", description="The time zone of the account's days.")
+    host: str = Field(default=urlsplit(DEFAULT_BASE_URL).hostname, description="The API host the account's data "
+                                                                                 "comes from.")
+    timezone: str = Field(default=AccountSettings.model_fields["timezone"].default,
+                          description="The time zone of the account's days.")
     personal_data: str = Field(default="keep", description="Customers' personal data: keep, hash or drop.")
     personal_data_key: str | None = Field(default=None, description="Secret for hashing personal data.")
     personal_data_key_variable: str = Field(default=DEFAULT_KEY_ENV, description="Where that secret comes from, as "

@@ -1,7 +1,8 @@
 """One explicit Arrow schema per dataset, and the functions that turn API JSON into Arrow tables.
 
 A dataset is a list of `Column`s: name, Arrow type, where the value sits in the API's JSON, how it
-is coerced, and a one-line description (the README's data dictionary is generated from these).
+is coerced, whether it is a customer's personal data, and a one-line description (the data
+dictionary, docs/data-dictionary.md, is generated from these).
 Fields the schema does not name are never dropped: they go, as JSON, into `extra_json`.
 """
 
@@ -12,12 +13,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 from functools import partial
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .api.vendor import REPORT_DATA_TYPES
-from .privacy import Privacy
+
+if TYPE_CHECKING:  # privacy.py reads the `personal` flags from here
+    from .privacy import Privacy
 
 TS = pa.timestamp("us", tz="UTC")
 STR_LIST = pa.list_(pa.string())
@@ -134,10 +138,15 @@ class Column:
     doc: str
     path: tuple[str, ...] | None = None  # where in the API record; None = derived, not read from JSON
     flat: str | None = None  # the same value as a variable of its own, where the API sends it flat
+    # A customer's personal data (LGPD), which ZCHAT_PERSONAL_DATA=hash or drop protects; privacy.py reads
+    # these flags. Pseudonymous ids count: a hashed customer_id is a keyed hash, still joinable across datasets.
+    # In messages a flag covers the rows the customer wrote, not agents' or bots' (privacy.py).
+    personal: bool = False
 
 
-def col(name: str, type_: pa.DataType, doc: str, *path: str, flat: str | None = None) -> Column:
-    return Column(name, type_, doc, path or (name,), flat)
+def col(name: str, type_: pa.DataType, doc: str, *path: str, flat: str | None = None,
+        personal: bool = False) -> Column:
+    return Column(name, type_, doc, path or (name,), flat, personal)
 
 
 def derived(name: str, type_: pa.DataType, doc: str) -> Column:
@@ -208,11 +217,12 @@ INTERACTION = [
         flat="phone_extension"),
     col("department_id", pa.string(), "Department responsible for the interaction.", "department", "id"),
     col("department_name", pa.string(), "Department's name.", "department", "name", flat="department"),
-    col("customer_id", pa.string(), "Client's id.", "customer", "id"),
+    col("customer_id", pa.string(), "Client's id: a pseudonym, yet a person's, so `hash` makes it a keyed hash (still "
+        "joinable across datasets) and `drop` a null.", "customer", "id", personal=True),
     *(col(f"customer_{f}", pa.string(), CUSTOMER_DOCS[f] + " Several values are joined with ', '.", "customer", "fields",
-          f, flat=f) for f in CUSTOMER_TEXT),
+          f, flat=f, personal=True) for f in CUSTOMER_TEXT),
     *(col(f"customer_{f}", STR_LIST, CUSTOMER_DOCS[f] + " Always a list (empty when unknown).", "customer", "fields", f,
-          flat=f) for f in CUSTOMER_CHANNELS),
+          flat=f, personal=True) for f in CUSTOMER_CHANNELS),
     col("sla_overdue", pa.bool_(), "True if the first response exceeded the SLA limit."),
 ]
 HISTORY = [
@@ -261,7 +271,7 @@ HISTORY_EXPANDED = [
     *HISTORY[:-1],
     *(col(name, pa.int64(), doc) for name, doc in EXPANDED_COUNTERS.items()),
     *(col(name, pa.float64() if name == "response_time" else pa.int64(), doc) for name, doc in EXPANDED_SECONDS.items()),
-    *(col(name, pa.string(), doc) for name, doc in EXPANDED_TEXT.items()),
+    *(col(name, pa.string(), doc, personal=name == "ip") for name, doc in EXPANDED_TEXT.items()),
     col("start_time", TS, "First message: when the agent received the first message (UTC).", "startTime"),
     col("end_time", TS, "Last update: when the status last changed (UTC).", "endTime"),
     col("tag_count", pa.int64(), "Number of tags used.", "tagCount"),
@@ -276,8 +286,10 @@ MESSAGES = [
     col("message_id", pa.string(), "Message id.", "id"),
     col("created_at", TS, "When the message was sent (UTC)."),
     col("author_type", pa.string(), "CUSTOMER, AGENT, BOT or SYSTEM.", "author", "type"),
-    col("author_id", pa.string(), "Author's id.", "author", "id"),
-    col("author_name", pa.string(), "Author's name.", "author", "name"),
+    col("author_id", pa.string(), "Author's id (the customer's is personal data, like `customer_id`: agents' and bots' "
+        "ids are kept as sent).", "author", "id", personal=True),
+    col("author_name", pa.string(), "Author's name (the customer's only: agents' and bots' names are kept as sent).",
+        "author", "name", personal=True),
     col("type", pa.string(), "TEXT, IMAGE, AUDIO, DOCUMENT, …"),
     col("text", pa.string(), "Message text."),
     col("attachment_url", pa.string(), "Attachment URL, if any.", "attachment", "url"),
@@ -455,7 +467,8 @@ def messages_table(batch: list[tuple[str, list[dict]]], privacy: Privacy | None 
 
 
 def markdown_dictionary() -> str:
-    """The data dictionary of every dataset, as Markdown (README.md embeds this output)."""
+    """The data dictionary of every dataset, as Markdown (docs/data-dictionary.md embeds this output);
+    personal data is marked, since `ZCHAT_PERSONAL_DATA=hash` or `drop` changes those columns."""
     out = []
     shown: dict[int, str] = {}
     for name, columns in DATASETS.items():
@@ -464,6 +477,8 @@ def markdown_dictionary() -> str:
             continue
         shown[id(columns)] = name
         out.append(f"### `{name}`\n\n| column | type | meaning |\n| --- | --- | --- |")
-        out.extend(f"| `{c.name}` | `{c.type}` | {c.doc} |" for c in columns)
+        for c in columns:
+            mark = "**Personal data.** " if c.personal else ""
+            out.append(f"| `{c.name}` | `{c.type}` | {mark}{c.doc} |")
         out.append("")
     return "\n".join(out)

@@ -66,7 +66,9 @@ class ReliabilityFigures:
         self.runs = self.faults = self.protocols = self.messages = self.token_hits = 0
         self.notes: list[str] = []  # measured figures worth a line of their own
 
-    def record(self, faults: int, protocols: int, messages: int, token_hits: int = 0) -> None:
+    def record(self, faults: int, protocols: int, messages: int, token_hits: int) -> None:
+        """Called before the test's assertions, so a failing run's token hits still reach the summary;
+        `token_hits` has no default, so a run that did not count them cannot pass as clean."""
         self.runs += 1
         self.faults += faults
         self.protocols += protocols

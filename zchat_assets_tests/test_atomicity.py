@@ -69,7 +69,8 @@ def staging_has_many_rows(lake_path) -> bool:
 def test_sigkill_mid_write_leaves_the_previous_complete_day(tmp_path, stage_of_kill):
     app = SandboxApp(make_world(), TOKEN, latency=0.01)
     with SandboxServer(app) as server:
-        resources = {"zchat_api": fast_api(server.url), "zchat_lake": ZchatLake(uri=str(tmp_path))}
+        # The same origin as the child's account (the sandbox's host), which the lake would otherwise refuse.
+        resources = {"zchat_api": fast_api(server.url), "zchat_lake": ZchatLake(uri=str(tmp_path), host="127.0.0.1")}
         fetch = only("history_expanded", "messages")
         assert dg.materialize(fetch, resources=resources, partition_key=DAY).success
         complete = readers_see(tmp_path)

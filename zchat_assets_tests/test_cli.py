@@ -1,6 +1,5 @@
 """End to end through the command line, as a user runs it: `dagster asset materialize`, the demo."""
 
-import json
 import os
 import re
 import shutil
@@ -13,7 +12,6 @@ import urllib.request
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from zchat_assets.api.errors import missing_token
@@ -22,7 +20,7 @@ from zchat_assets.lake import Lake
 from zchat_assets.sandbox import SandboxApp, SandboxServer, parse_faults
 
 from .conftest import DAILY, DAY, TOKEN, make_world
-from .truth import assert_lake_matches, message_ids, protocols
+from .truth import assert_lake_matches, message_ids, protocols, searchable
 
 ROOT = Path(__file__).parents[1]
 pytestmark = pytest.mark.slow
@@ -33,18 +31,9 @@ def token_hits(*places: Path, texts: tuple[str, ...] = ()) -> list[str]:
     hits = [f"output #{i}" for i, text in enumerate(texts) if TOKEN in text]
     for place in places:
         for path in place.rglob("*"):
-            if path.is_file() and TOKEN.encode() in searchable(path):
+            if path.is_file() and TOKEN.encode() in searchable(path.read_bytes(), path.name):
                 hits.append(str(path))
     return hits
-
-
-def searchable(path: Path) -> bytes:
-    """The file's bytes, and a Parquet file's values too: zstd compresses its pages, so a token in the
-    middle of a column is not in the bytes."""
-    data = path.read_bytes()
-    if path.suffix == ".parquet":
-        data += json.dumps(pq.read_table(path).to_pylist(), default=str, ensure_ascii=False).encode()
-    return data
 
 
 def project_home(tmp_path: Path) -> Path:

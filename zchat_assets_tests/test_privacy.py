@@ -6,6 +6,7 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
+from zchat_assets import schemas
 from zchat_assets.lake import Lake
 from zchat_assets.privacy import Privacy, PrivacyError
 from zchat_assets.resources import ZchatLake
@@ -122,6 +123,55 @@ def test_no_personal_value_is_left_when_the_api_sends_customer_fields_flat(tmp_p
     assert [v for v in personal_values(world) if v in text] == []
 
 
+# Figures derived about a customer (counts), not a customer's value: the only unflagged customer_ columns.
+CUSTOMER_FIGURES = {"customer_message_count"}
+
+
+@pytest.mark.parametrize("dataset, column", [
+    pytest.param(dataset, c, id=f"{dataset}.{c.name}")
+    for dataset, columns in schemas.DATASETS.items() for c in columns if c.name.startswith("customer_")
+])
+def test_every_customer_column_is_flagged_personal(dataset, column):
+    """So a customer field the schema names later (a new channel) is never written in clear under `hash`."""
+    if column.name in CUSTOMER_FIGURES:
+        assert column.path is None and column.type == pa.int64()  # a count the pipeline derives
+    else:
+        assert column.personal, f"{dataset}.{column.name} holds a customer's value: flag it personal=True"
+
+
+def record_with_every_personal_value(dataset: str, flat: bool) -> dict:
+    """An API record with a value in every flagged column, nested where the document puts it or, for the
+    columns a flat record may carry, at its top level."""
+    record = {"id": 7}
+    for c in schemas.DATASETS[dataset]:
+        if c.personal:
+            *parents, leaf = (c.flat,) if flat and c.flat else c.path
+            node = record
+            for key in parents:
+                node = node.setdefault(key, {})
+            node[leaf] = [f"{c.name} 1", f"{c.name} 2"] if c.type == schemas.STR_LIST else f"{c.name} value"
+    return record
+
+
+@pytest.mark.parametrize("flat", [False, True], ids=["nested", "flat"])
+@pytest.mark.parametrize("dataset", ["history", "history_expanded", "ongoing"])
+@pytest.mark.parametrize("mode", ["hash", "drop"])
+def test_every_flagged_column_is_protected_and_no_other_changes(mode, dataset, flat):
+    privacy = Privacy(mode, KEY if mode == "hash" else None)
+    records = [record_with_every_personal_value(dataset, flat)]
+    kept = schemas.to_table(records, dataset).to_pylist()[0]
+    stored = schemas.to_table(records, dataset, privacy=privacy).to_pylist()[0]
+    flagged = [c.name for c in schemas.DATASETS[dataset] if c.personal]
+    assert all(kept[name] for name in flagged)  # the record did carry every one
+    if mode == "hash":
+        expected = {name: [privacy.value(v) for v in kept[name]] if isinstance(kept[name], list)
+                    else privacy.value(kept[name]) for name in flagged}
+    else:
+        expected = {name: [] if isinstance(kept[name], list) else None for name in flagged}
+    assert {name: stored[name] for name in flagged} == expected
+    assert {k: v for k, v in stored.items() if k not in flagged} == {k: v for k, v in kept.items() if k not in flagged}
+
+
 @pytest.mark.parametrize("mode, key, words", [
     ("erase", None, "keep, hash or drop"),
     ("hash", None, "ZCHAT_PERSONAL_DATA_KEY"),
@@ -136,3 +186,17 @@ def test_the_key_never_shows_in_the_setting_or_its_fingerprint():
     privacy = Privacy("hash", KEY)
     assert KEY not in repr(privacy) and KEY not in privacy.fingerprint
     assert privacy.fingerprint != Privacy("hash", KEY + "x").fingerprint
+
+
+@pytest.mark.parametrize("mode", ["hash", "drop"])
+def test_the_customers_id_is_protected_wherever_it_appears(lakes, mode):
+    """customer_id in the histories, and the customer's id as a message's author, raw JSON included."""
+    world, lake = lakes
+    ids = {ix.customer_id for ix in interactions(world, DAY)}
+    kept = lake["keep"].read("messages", DAY).to_pylist()
+    assert {r["author_id"] for r in kept if r["author_type"] == "CUSTOMER"} & ids  # the sandbox does send them
+    rows = [r for r in lake[mode].read("messages", DAY).to_pylist() if r["author_type"] == "CUSTOMER"]
+    assert rows and not {r["author_id"] for r in rows} & ids
+    assert not {(json.loads(r["raw_json"]).get("author") or {}).get("id") for r in rows} & ids
+    for dataset in ("history", "history_expanded", "conversations"):
+        assert not set(lake[mode].read(dataset, DAY).column("customer_id").to_pylist()) & ids

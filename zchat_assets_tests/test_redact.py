@@ -6,7 +6,7 @@ import pytest
 
 from zchat_assets.api.redact import RedactingFilter, redact
 
-SECRET = 'tok/+=é"x'  # characters that URL encoding and JSON escaping both change
+SECRET = 'tok/+= é"x'  # characters that URL encoding, form encoding and JSON escaping all change
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -21,9 +21,9 @@ def test_token_parameters_are_masked_without_knowing_the_secret(text, expected):
 
 @pytest.mark.parametrize("form", [
     SECRET,                                  # as written
-    "tok%2F%2B%3D%C3%A9%22x",                # percent-encoded, as in a URL path or a form
-    "tok%2F%2B%3D%C3%A9%22x".replace("%20", "+"),
-    "tok/+=\\u00e9\\\"x",                    # JSON-escaped, as in a body or a structured log
+    "tok%2F%2B%3D%20%C3%A9%22x",             # percent-encoded, as in a URL path
+    "tok%2F%2B%3D+%C3%A9%22x",               # form-encoded, where a space becomes +
+    "tok/+= \\u00e9\\\"x",                   # JSON-escaped, as in a body or a structured log
 ])
 def test_the_secret_is_masked_in_every_form(form):
     assert redact(f"before {form} after", SECRET) == "before *** after"

@@ -58,9 +58,15 @@ def test_every_dataset_has_snake_case_columns_and_a_description():
             assert c.doc, (name, c.name)
 
 
-def test_readme_data_dictionary_is_generated_from_the_schemas():
-    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    assert schemas.markdown_dictionary().strip() in readme, "regenerate it: zchat-assets docs"
+def test_the_data_dictionary_page_is_generated_from_the_schemas():
+    page = (Path(__file__).parents[1] / "docs" / "data-dictionary.md").read_text(encoding="utf-8")
+    assert schemas.markdown_dictionary().strip() in page, "regenerate docs/data-dictionary.md: zchat-assets docs"
+
+
+def test_the_data_dictionary_marks_the_personal_columns_and_no_other():
+    rows = [line for line in schemas.markdown_dictionary().splitlines() if line.startswith("| `")]
+    marked = {row.split("`")[1] for row in rows if "| **Personal data.** " in row}
+    assert marked == {c.name for columns in schemas.DATASETS.values() for c in columns if c.personal}
 
 
 @pytest.mark.parametrize("coerce,value,expected", [
