@@ -32,9 +32,10 @@ ENVIRONMENT = {
     "start_date": "ZCHAT_START_DATE", "concurrency": "ZCHAT_CONCURRENCY", "rate_limit": "ZCHAT_RATE_LIMIT",
     "lookback_days": "ZCHAT_LOOKBACK_DAYS", "personal_data": "ZCHAT_PERSONAL_DATA",
 }
-# Attributes that name a variable holding a secret. What a user writes there may be the secret itself
-# (pasted in the wrong place), so it is never echoed: errors name the attribute, not its value.
-SECRET_NAMES = {"token_env": "token", "personal_data_key_env": "hashing secret"}
+# Attributes that name a variable holding a secret (what it holds, how such a variable is usually named).
+# What a user writes there may be the secret itself, pasted in the wrong place, so it is never echoed:
+# errors name the attribute, not its value.
+SECRET_NAMES = {"token_env": ("token", "ZCHAT_TOKEN"), "personal_data_key_env": ("hashing secret", "PERSONAL_DATA_KEY")}
 VARIABLE_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 
 
@@ -172,10 +173,10 @@ class AccountSettings(ClientSettings):
     def check_secret_names(self, environ: Mapping[str, str]) -> None:
         """A secret pasted where its variable's NAME belongs is refused before it can reach a log: a value
         that names no set variable and does not look like a variable name is taken for the secret itself."""
-        for attribute, secret in SECRET_NAMES.items():
+        for attribute, (secret, suffix) in SECRET_NAMES.items():
             value = getattr(self, attribute)
             if not environ.get(value) and not VARIABLE_NAME.fullmatch(value):
-                example = f"{(self.name or 'acme').upper()}_{'ZCHAT_TOKEN' if attribute == 'token_env' else 'PERSONAL_DATA_KEY'}"
+                example = f"{(self.name or 'acme').upper()}_{suffix}"
                 raise SettingsError(f"{prefix(self.where)}{attribute} takes the NAME of the variable that holds the "
                                     f"{secret} (for example {example}), not the {secret}.")
 
