@@ -2,9 +2,11 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from datetime import date, timedelta
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -16,6 +18,7 @@ from zchat_assets.assets import build_account_defs
 from zchat_assets.component import scaffold_yaml
 from zchat_assets.settings import DEFAULT_LAKE, SHARED_LAKE, AccountSettings, SettingsError, from_environment, named
 
+ROOT = Path(__file__).parents[1]
 DATASETS = ("report_by_period", "report_by_agent", "report_by_department", "report_by_channel", "report_by_tag",
             "history", "history_expanded", "messages", "conversations", "ongoing")
 
@@ -182,3 +185,21 @@ def test_the_scaffolded_account_is_generated_from_the_settings_model():
                        "start_date": "2025-01-01", "lake_uri": SHARED_LAKE}
     every = yaml.safe_load(re.sub(r"^  # (\w+:)", r"  \1", text, flags=re.MULTILINE))["attributes"]
     assert set(every) == set(AccountSettings.model_fields) and named(every).name == "acme"  # every value valid
+
+
+def test_the_root_dagster_yaml_keeps_the_instance_in_its_home_wherever_dagster_runs(tmp_path, monkeypatch):
+    """Copied into DAGSTER_HOME as the README says, it stores runs there, not under the working folder."""
+    from dagster._core.instance.ref import InstanceRef
+
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    home.mkdir(), elsewhere.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home)
+    monkeypatch.chdir(elsewhere)
+
+    @dg.asset
+    def one() -> int:
+        return 1
+
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        assert dg.materialize([one], instance=instance).success
+    assert list(elsewhere.iterdir()) == [] and any(p.suffix == ".db" for p in home.rglob("*"))
