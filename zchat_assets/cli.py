@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     sandbox.add_argument("--jitter", type=float, default=0.0, help="random extra seconds, up to this much")
     sandbox.add_argument("--faults", default="", help="e.g. 500=0.02,reset=0.01,drift=0.1 or all=0.01")
+    sandbox.add_argument("--gaps", default="", help="conversations lost for good, e.g. purged=0.01,short=0.01: "
+                                                    "/messages answers 404, or one message short of the counter")
     sandbox.add_argument("--max-in-flight", type=int, default=None, help="answer 429 above this many requests")
     sandbox.add_argument("--retry-after", type=float, default=1.0, help="seconds announced with 429s")
     sandbox.add_argument("--slow-seconds", type=float, default=3.0, help="how late the `slow` fault answers")
@@ -99,7 +101,7 @@ def _world(args, account: int = 0):
 
 
 def run_sandbox(args) -> int:
-    from .sandbox import SandboxApp, SandboxServer, parse_dialects, parse_faults
+    from .sandbox import SandboxApp, SandboxServer, parse_dialects, parse_faults, parse_gaps
 
     tokens = [args.environ.get(name) for name in (SANDBOX_TOKEN_ENV, *args.also_token_env)]
     if not all(tokens):
@@ -109,7 +111,7 @@ def run_sandbox(args) -> int:
                      max_in_flight=args.max_in_flight, retry_after=args.retry_after, slow_seconds=args.slow_seconds,
                      schema_changes=tuple(c.strip() for c in args.schema_changes.split(",") if c.strip()),
                      more_accounts={t: _world(args, n) for n, t in enumerate(tokens[1:], start=1)},
-                     dialects=parse_dialects(args.dialect))
+                     dialects=parse_dialects(args.dialect), gaps=parse_gaps(args.gaps))
     try:
         server = SandboxServer(app, args.host, args.port)
     except OSError as exc:

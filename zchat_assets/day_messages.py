@@ -5,22 +5,29 @@ time, both None while unfinished). It writes the conversations the message cache
 left to fetch, takes fetched `(protocol, messages)` pairs, and writes them in batches of
 `flush_messages` messages or `flush_seconds`, whichever comes first. Each batch goes to the day's
 partition and, for the conversations that had ended, to the cache at the same moment, so an
-interrupted run loses at most one batch of work. On close the day is swapped in, the stale cache
-chunks are pruned, and the checks are computed.
+interrupted run loses at most one batch of work (and a failing one caches its last batch too). A
+finished conversation short of its counter is held back until it is asked again (`short`): still
+short, it is a gap, like a conversation the API says is not there (gaps.py). On close the day is
+swapped in, its gaps recorded, the stale cache chunks pruned, and the checks computed.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from contextlib import suppress
+from datetime import datetime, timezone
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import gaps as gap_records
+from .api import GoneError
+from .gaps import Gap
 from .lake import Lake, WrittenPartition
 from .message_cache import MessageCache
 from .privacy import Privacy
-from .quality import Check, messages_complete, unique_ids
+from .quality import Check, message_gaps, messages_complete, unique_ids
 from .schemas import dataset_schema, messages_table
 
 DATASET = "messages"
@@ -32,23 +39,28 @@ EXPANDED_COLUMNS = ["protocol_id", "messages", "end_time"]
 
 
 def expected_counts(expanded: pa.Table) -> dict[str, int | None]:
-    """protocol -> the `messages` counter to expect at least; None while unfinished (more may come)."""
+    """protocol -> the `messages` counter to expect at least; None while unfinished (more may come).
+    Records without an id have no messages to ask for: they are kept, and flagged, in the histories."""
     finished = pc.is_valid(expanded.column("end_time")).to_pylist()
     counts = expanded.column("messages").to_pylist()
-    return {p: (n if done else None) for p, n, done in zip(expanded.column("protocol_id").to_pylist(), counts, finished)}
+    return {p: (n if done else None) for p, n, done in zip(expanded.column("protocol_id").to_pylist(), counts, finished)
+            if p is not None}
 
 
-def end_times(expanded: pa.Table) -> dict[str, str | None]:
-    """protocol -> when it ended, as text; None while unfinished."""
-    ends = expanded.column("end_time").to_pylist()
-    return {p: (e.isoformat() if e else None) for p, e in zip(expanded.column("protocol_id").to_pylist(), ends)}
+def versions(expanded: pa.Table) -> dict[str, str | None]:
+    """protocol -> the conversation's version as the expanded history gives it now, its end time and its
+    `messages` counter (`2026-11-18T15:02:11+00:00|12`); None while unfinished. A cached conversation is
+    reused only while both are what they were when it was stored: late messages change the counter."""
+    ends, counts = expanded.column("end_time").to_pylist(), expanded.column("messages").to_pylist()
+    return {p: (f"{e.isoformat()}|{n}" if e else None)
+            for p, e, n in zip(expanded.column("protocol_id").to_pylist(), ends, counts) if p is not None}
 
 
 class DayMessages:
     def __init__(self, lake: Lake, day: str, expanded: pa.Table, privacy: Privacy, *,
                  flush_messages: int = FLUSH_MESSAGES, flush_seconds: float = FLUSH_SECONDS):
         self._lake, self._day, self._privacy = lake, day, privacy
-        self._expected, self._ends = expected_counts(expanded), end_times(expanded)
+        self._expected, self._ends = expected_counts(expanded), versions(expanded)
         self._flush_messages, self._flush_seconds = flush_messages, flush_seconds
         self._cache = MessageCache(lake, day, privacy)
         self.cached = self._cache.usable(self._ends)  # protocol -> chunk
@@ -56,6 +68,9 @@ class DayMessages:
         self.fetched = {p: self._cache.stored(p, chunk) for p, chunk in self.cached.items()}  # protocol -> messages
         self.written: WrittenPartition | None = None
         self.checks: dict[str, Check] = {}
+        self.gaps: dict[str, Gap] = {}
+        self._short: dict[str, list[dict]] = {}  # finished, fewer messages than the counter: asked again first
+        self._started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self._batch: list[tuple[str, list[dict]]] = []
         self._batch_size = 0
         self._since = time.monotonic()
@@ -73,48 +88,80 @@ class DayMessages:
                 self._writer.write(table)
         return self
 
-    def add(self, protocol_id: str, items: list[dict]) -> None:
+    def add(self, protocol_id: str, items: list[dict] | GoneError) -> None:
+        """A protocol's messages as the API answered; the second answer of one held back as short settles it."""
+        if isinstance(items, GoneError):
+            self.gaps[protocol_id] = Gap("purged", f"the API answered {items}")
+            return
+        expected, before = self._expected.get(protocol_id), self._short.pop(protocol_id, None)
+        if expected is not None and len(items) < expected:
+            if before is None:
+                self._short[protocol_id] = items
+                return
+            items = max(before, items, key=len)
+            self.gaps[protocol_id] = Gap("short", f"{len(items)} of the {expected} messages its counter gives, "
+                                                  "when asked twice")
         self.fetched[protocol_id] = len(items)
         self._batch.append((protocol_id, items))
         self._batch_size += len(items)
         if self._batch_size >= self._flush_messages or time.monotonic() - self._since >= self._flush_seconds:
             self._flush()
 
+    def short(self) -> list[str]:
+        """Finished conversations that came with fewer messages than their counter, to be asked again."""
+        return sorted(self._short)
+
     def __exit__(self, kind, error, trace) -> None:
-        if kind is None:
-            try:
-                self._flush()
-            except BaseException:
-                self._replace.__exit__(*sys.exc_info())  # the staged day is removed, the old one stays
-                raise
-        self._replace.__exit__(kind, error, trace)  # audits, then publishes or quarantines (DayRejected)
         if kind is not None:
+            with suppress(Exception):  # what was fetched is kept for the next run; the real error goes on
+                self._flush(to_day=False)
+            self._replace.__exit__(kind, error, trace)  # the staged day is removed, the old one stays
             return
+        try:
+            for protocol_id, items in self._short.items():  # never asked again: kept, and the check says so
+                self.fetched[protocol_id] = len(items)
+                self._batch.append((protocol_id, items))
+            self._flush()
+        except BaseException:
+            self._replace.__exit__(*sys.exc_info())
+            raise
+        self._replace.__exit__(None, None, None)  # audits, then publishes or quarantines (DayRejected)
         self.written, self.checks = self._writer.result, self._writer.checks
+        gap_records.record(self._lake, self._day, self.gaps, self._started)
         self._cache.prune(self._ends)
 
     def _audit(self, writer) -> dict:
         """The checks of the staged day, before it is published."""
-        return {"messages_complete": messages_complete(self._expected, self.fetched),
-                "message_id_unique": unique_ids(writer.read(["message_id"]).column("message_id"), "message_id")}
+        return {"messages_complete": messages_complete(self._expected, self.fetched, self.gaps),
+                "message_id_unique": unique_ids(writer.read(["message_id"]).column("message_id"), "message_id"),
+                "message_gaps": message_gaps(self.gaps)}
 
     @property
     def sample(self) -> pa.Table:
         return self._writer.sample
 
-    def _flush(self) -> None:
+    def _flush(self, to_day: bool = True) -> None:
+        """Writes the batch to the cache (the conversations that had ended) and, unless the day failed, to
+        the day."""
         if not self._batch:
             return
         table = messages_table(self._batch, self._privacy).sort_by(
             [("protocol_id", "ascending"), ("created_at", "ascending")])
-        # Cached: conversations that had ended, with at least as many messages as the counter says (fewer
-        # means some are missing: fetched again next time rather than kept).
+        # Cached: conversations that had ended and look whole, at least as many messages as the counter says
+        # and no id twice (fewer, or a repeat, is fetched again next time rather than kept).
         ended = {p: [self._ends[p], len(items)] for p, items in self._batch
-                 if self._ends.get(p) is not None and len(items) >= (self._expected[p] or 0)}
+                 if self._ends.get(p) is not None and len(items) >= (self._expected[p] or 0) and _distinct(items)}
         if len(ended) < len(self._batch):
             ended_table = table.filter(pc.is_in(table.column("protocol_id"), pa.array(list(ended), pa.string())))
         else:
             ended_table = table
         self._cache.add(ended_table, ended)
-        self._writer.write(table)
+        if to_day:
+            self._writer.write(table)
         self._batch, self._batch_size, self._since = [], 0, time.monotonic()
+
+
+def _distinct(items: list[dict]) -> bool:
+    """No message id twice (messages without one, such as some system messages, are not compared)."""
+    ids = [m.get("id") for m in items if m.get("id") is not None]
+    return len(ids) == len(set(ids))

@@ -197,9 +197,8 @@ class Lake:
         self._clear(relative)
         self.fs.makedirs(folder, exist_ok=True)
         findings = {name: {"passed": c.passed, "severity": c.severity, "detail": c.detail} for name, c in checks.items()}
-        self.fs.pipe_file(f"{folder}/findings.json",
-                          json.dumps({"dataset": dataset, "day": day, "rejected_at": datetime.now().astimezone()
-                                      .isoformat(timespec="seconds"), "checks": findings}, indent=2).encode())
+        self.put_json(f"{relative}/findings.json", {"dataset": dataset, "day": day, "rejected_at": _now(),
+                                                     "checks": findings})
         self._put(staging, f"{folder}/{PART}")
         return self.uri(folder)
 
@@ -246,6 +245,25 @@ class Lake:
             self._discard(staging)
         return f"{self.relative(dataset, day)}/{name}"
 
+    def put_json(self, relative_path: str, record) -> None:
+        """A small JSON record put on its key below the root in one atomic step, written aside first."""
+        staging = f"{self.root}/{STAGING}/{uuid.uuid4().hex}.json"
+        final = f"{self.root}/{relative_path}"
+        try:
+            self.fs.makedirs(staging.rsplit("/", 1)[0], exist_ok=True)
+            self.fs.pipe_file(staging, json.dumps(record, indent=2, ensure_ascii=False).encode())
+            self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+            self._put(staging, final)
+        finally:
+            self._discard(staging)
+
+    def read_json(self, relative_path: str):
+        """A JSON record below the root, or None when there is none."""
+        try:
+            return json.loads(self.fs.cat_file(f"{self.root}/{relative_path}"))
+        except FileNotFoundError:
+            return None
+
     def read_file(self, relative_path: str, columns: list[str] | None = None) -> pa.Table:
         return pq.read_table(f"{self.root}/{relative_path}", filesystem=self.fs, columns=columns)
 
@@ -270,6 +288,10 @@ class Lake:
 
     def remove_file(self, relative_path: str) -> None:
         self.fs.rm(f"{self.root}/{relative_path}")
+
+    def discard(self, relative_path: str) -> None:
+        """Removes a file below the root if it is there."""
+        self._discard(f"{self.root}/{relative_path}")
 
     def exists(self, dataset: str, day: str) -> bool:
         """A day exists when it has a file (object stores can keep an emptied folder)."""
@@ -342,7 +364,7 @@ class Lake:
         """Records the origin of this account's part of the lake when first written; refuses, before anything
         is written, a writer of another origin, so that sandbox and real data, or two accounts, never mix.
         The unnamed account's part is the whole lake, so it shares it with no named account."""
-        mine = f"{self.root}/{ORIGINS}/{f'account={self.account}.json' if self.account else UNNAMED_ORIGIN}"
+        mine = f"{ORIGINS}/{f'account={self.account}.json' if self.account else UNNAMED_ORIGIN}"
         held = [self._origin(path) for path in self._files_in(f"{self.root}/{ORIGINS}")]
         clash = [o for o in held if (o.account is None) != (origin.account is None)
                  or (o.account == origin.account and o != origin)]
@@ -352,12 +374,15 @@ class Lake:
                             f"this lake over, delete it with its {ORIGINS}/ folder).")
         if origin not in held:
             self.fs.makedirs(f"{self.root}/{ORIGINS}", exist_ok=True)
-            self.fs.pipe_file(mine, json.dumps({**asdict(origin), "recorded_at": datetime.now().astimezone()
-                                                .isoformat(timespec="seconds")}, indent=2).encode())
+            self.put_json(mine, {**asdict(origin), "recorded_at": _now()})
 
     def _origin(self, path: str) -> Origin:
         recorded = json.loads(self.fs.cat_file(path))
         return Origin(recorded.get("account"), recorded.get("host"), recorded.get("timezone"))
+
+
+def _now() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 def _reason(exc: OSError) -> str:

@@ -4,14 +4,13 @@ A conversation's messages stop changing when it ends. While a day's messages are
 batch of conversations that had ended is written at once to
 `<lake>/_cache/messages/date=D/chunk-<time>-<id>.parquet`, before the day's partition is swapped in.
 A second materialization of the day, or a run resuming after a crash, reads them back instead of
-asking the API again. A chunk's footer lists its protocols with the end time the expanded history
-gave them and how many messages were stored (conversations without messages included), and a
-protocol is taken from the cache only if the history still shows it ended at that same time: a
-conversation that was reopened or changed has another end time. Nothing depends on how the API's
-`messages` counter relates to what `/messages` returns. The cache sits in the lake, so a run on another
-machine (or on an object store) finds it too. Chunks written under another personal-data setting, or
-by an older version (`zchat.message_counts` footers), are not reused. Deleting `_cache/` is always
-safe: it only costs requests.
+asking the API again. A chunk's footer lists its protocols with the version the expanded history
+gave them (end time and `messages` counter) and how many messages were stored (conversations without
+messages included), and a protocol is taken from the cache only if the history still shows that same
+version: a conversation that was reopened, or got late messages, has another end time or counter.
+The cache sits in the lake, so a run on another machine (or on an object store) finds it too. Chunks
+written under another personal-data setting, or by an older version, are not reused. Deleting
+`_cache/` is always safe: it only costs requests.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from .lake import Lake
 from .privacy import Privacy
 
 DATASET = "_cache/messages"
-ENDS_KEY = b"zchat.message_ends"  # protocol -> [end time, messages stored]
+ENDS_KEY = b"zchat.message_ends"  # protocol -> [version (end time|counter), messages stored]
 PRIVACY_KEY = b"zchat.personal_data"
 
 
@@ -45,7 +44,7 @@ class MessageCache:
         `privacy` is the setting the chunks were written under: chunks of another are not reused."""
         self._lake, self._day = lake, day
         self.privacy = privacy
-        self._chunks: dict[str, dict[str, list]] = {}  # chunk -> {protocol: [end time, messages]}, oldest first
+        self._chunks: dict[str, dict[str, list]] = {}  # chunk -> {protocol: [version, messages]}, oldest first
         for chunk in lake.files(DATASET, day):
             try:
                 metadata = lake.file_metadata(chunk)
@@ -56,7 +55,7 @@ class MessageCache:
             self._chunks[chunk] = json.loads(metadata.get(ENDS_KEY, b"{}")) if same_setting else {}
 
     def usable(self, ends: dict[str, str | None]) -> dict[str, str]:
-        """protocol -> chunk holding its messages, for protocols whose end time is still the one of `ends`
+        """protocol -> chunk holding its messages, for protocols whose version is still the one of `ends`
         (None: not ended, never taken from the cache).
 
         When a protocol sits in several chunks (it was fetched again), the newest chunk wins.
@@ -93,7 +92,7 @@ class MessageCache:
         return table.filter(pc.is_in(table.column("protocol_id"), pa.array(sorted(protocols), pa.string())))
 
     def add(self, table: pa.Table, ended: dict[str, list]) -> None:
-        """Stores the messages of ended conversations (`ended`: protocol -> [end time, messages])."""
+        """Stores the messages of ended conversations (`ended`: protocol -> [version, messages])."""
         if not ended:
             return
         name = f"chunk-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"

@@ -95,6 +95,10 @@ class AccountSettings(ClientSettings):
                                         description="Days of ongoing snapshots kept; older days are deleted.")
     cache_retention_days: int = Field(default=30, ge=1, le=3650,
                                       description="Days a message-cache chunk is kept after it was written.")
+    recheck_seconds: float = Field(default=60.0, ge=0, le=3600,
+                                   description="Seconds before a finished conversation that came with fewer messages "
+                                               "than its counter is asked for again; still short, the day is "
+                                               "published with it recorded as a gap.")
     flush_messages: int = Field(default=4_000, ge=1, le=1_000_000,
                                 description="Messages per batch written to the day and the message cache: more "
                                             "memory, against more work lost by a run that is killed.")

@@ -31,7 +31,7 @@ def failed_checks(result) -> list[str]:
 def test_one_day_matches_the_sandbox_exactly(sandbox, resources):
     result = materialize(resources, partition_key=DAY)
     assert result.success and not failed_checks(result)
-    assert len(result.get_asset_check_evaluations()) == 11
+    assert len(result.get_asset_check_evaluations()) == 12
     assert_lake_matches(resources["zchat_lake"].open(), sandbox.app.views.world, DAY)
 
 
@@ -152,26 +152,26 @@ def test_a_named_accounts_unwritable_lake_names_its_attribute_and_file(sandbox, 
 
 
 def test_a_day_failing_a_blocking_check_is_not_published_and_is_quarantined(sandbox, resources, tmp_path):
-    """Write, audit, publish: messages missing from finished conversations keep the day out of the lake;
-    the previous version stays byte for byte, the rejected data waits in quarantine until a good run."""
+    """Write, audit, publish: a message sent twice keeps the day out of the lake; the previous version
+    stays byte for byte, the rejected data waits in quarantine until a good run."""
     assert materialize(resources, partition_key=DAY).success
     lake = resources["zchat_lake"].open()
     published = tmp_path / "lake" / "messages" / f"date={DAY}" / "part-00000.parquet"
     before = published.read_bytes()
     views = sandbox.app.views
     honest = views.messages
-    views.messages = lambda protocol: honest(protocol)[:-1]  # every conversation loses its last message
+    views.messages = lambda protocol: honest(protocol) + honest(protocol)[-1:]  # the last message sent twice
     shutil.rmtree(tmp_path / "lake" / "_cache")  # so that every conversation is fetched again
     fetch = only("history_expanded", "messages")
     rejected = dg.materialize(fetch, resources=resources, partition_key=DAY, raise_on_error=False,
                               instance=dg.DagsterInstance.ephemeral())
     assert not rejected.success and published.read_bytes() == before
     failure = next(e for e in rejected.all_events if e.is_step_failure).step_failure_data.error
-    assert f"messages {DAY} was not published: messages_complete failed" in failure.message
+    assert f"messages {DAY} was not published: message_id_unique failed" in failure.message
     quarantine = tmp_path / "lake" / "_quarantine" / "messages" / f"date={DAY}"
     findings = json.loads((quarantine / "findings.json").read_text())
-    assert findings["checks"]["messages_complete"]["passed"] is False and (quarantine / "part-00000.parquet").exists()
-    check = next(c for c in rejected.get_asset_check_evaluations() if c.check_name == "messages_complete")
+    assert findings["checks"]["message_id_unique"]["passed"] is False and (quarantine / "part-00000.parquet").exists()
+    check = next(c for c in rejected.get_asset_check_evaluations() if c.check_name == "message_id_unique")
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
 
     views.messages = honest

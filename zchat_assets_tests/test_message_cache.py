@@ -6,7 +6,7 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from zchat_assets.day_messages import end_times
+from zchat_assets.day_messages import versions
 from zchat_assets.lake import Lake
 from zchat_assets.message_cache import MessageCache
 from zchat_assets.privacy import Privacy
@@ -91,7 +91,7 @@ def test_a_run_that_dies_part_way_resumes_without_fetching_again_what_it_stored(
         assert not broken.success
         assert not resources_lake.exists("messages", DAY)  # nothing half-written
         expanded = resources_lake.read("history_expanded", DAY, columns=["protocol_id", "messages", "end_time"])
-        stored = len(MessageCache(resources_lake, DAY, Privacy()).usable(end_times(expanded)))
+        stored = len(MessageCache(resources_lake, DAY, Privacy()).usable(versions(expanded)))
         assert stored >= 0.3 * total
         app.faults.clear()
         before = message_requests(app)

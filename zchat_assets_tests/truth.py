@@ -21,9 +21,11 @@ def protocols(world, day: str) -> list[str]:
     return [str(ix.protocol) for ix in interactions(world, day)]
 
 
-def message_ids(world, day: str, dialects=frozenset()) -> list[str | None]:
-    views = Views(world, dialects)
-    return [m.get("id") for ix in interactions(world, day) for m in views.messages(str(ix.protocol))]
+def message_ids(world, day: str, dialects=frozenset(), gaps=None) -> list[str | None]:
+    """Every message the sandbox serves for the day (none of a conversation it has purged)."""
+    views = Views(world, dialects, gaps)
+    return [m.get("id") for ix in interactions(world, day) if views.gap(str(ix.protocol)) != "purged"
+            for m in views.messages(str(ix.protocol))]
 
 
 def report_rows(world, day: str, data_type: str, dialects=frozenset()) -> list[dict]:

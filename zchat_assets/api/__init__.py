@@ -1,11 +1,11 @@
 """Client for the Zenvia Chat Data API (no Dagster dependency)."""
 
 from .client import RequestStats, ZchatClient, parse_retry_after
-from .errors import ApiUnavailableError, AuthError, BadRequestError, ConfigError, ZchatError
+from .errors import ApiUnavailableError, AuthError, BadRequestError, ConfigError, GoneError, ZchatError
 from .redact import redact
 from .settings import ClientSettings, validate_base_url
 
 __all__ = [
-    "ApiUnavailableError", "AuthError", "BadRequestError", "ClientSettings", "ConfigError", "RequestStats",
+    "ApiUnavailableError", "AuthError", "BadRequestError", "ClientSettings", "ConfigError", "GoneError", "RequestStats",
     "ZchatClient", "ZchatError", "parse_retry_after", "redact", "validate_base_url",
 ]

@@ -25,7 +25,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
-from .errors import TOKEN_PAGE, ApiUnavailableError, AuthError, BadRequestError, ConfigError, missing_token
+from .errors import TOKEN_PAGE, ApiUnavailableError, AuthError, BadRequestError, ConfigError, GoneError, missing_token
 from .redact import install_log_redaction, redact
 from .settings import DEFAULT_TOKEN_ENV, ClientSettings
 from .throttle import AdaptiveLimit, shared_gate, shared_limiter
@@ -199,12 +199,13 @@ class ZchatClient:
         path = f"history/{protocol_id}/messages"
         return _data_list(self.get(path, {}), path)
 
-    def messages_many(self, protocol_ids: Iterable[str]) -> Iterator[tuple[str, list[dict]]]:
-        """(protocol, messages) pairs in completion order, fetched by `concurrency` worker threads.
+    def messages_many(self, protocol_ids: Iterable[str]) -> Iterator[tuple[str, list[dict] | GoneError]]:
+        """(protocol, messages) pairs in completion order, fetched by `concurrency` worker threads; a
+        protocol the API says is not there comes with its `GoneError` instead, and the others go on.
 
         Workers take protocols from the shared iterator and hand results back through a bounded
         queue, so memory stays proportional to the concurrency, not to the day, and there is no
-        per-request future to manage. The first failure stops the workers and propagates.
+        per-request future to manage. The first other failure stops the workers and propagates.
         """
         ids = iter(protocol_ids)
         take = threading.Lock()
@@ -219,7 +220,10 @@ class ZchatClient:
                         protocol_id = next(ids, None)
                     if protocol_id is None:
                         return
-                    results.put((protocol_id, self.messages(protocol_id)))
+                    try:
+                        results.put((protocol_id, self.messages(protocol_id)))
+                    except GoneError as gone:
+                        results.put((protocol_id, gone))
             except Exception as exc:  # handed to the consumer, which raises it
                 results.put(exc)
             finally:
@@ -358,21 +362,23 @@ class ZchatClient:
             return body
         label = _label(path, params)
         api_error = self._clean(_error_text(body, content))
-        in_body = str(body.get("status")) if isinstance(body, dict) and body.get("success") is False else ""
-        if status in (401, 403) or in_body in ("401", "403"):
-            how = f"HTTP {status}" if status in (401, 403) else f"status {in_body} in the body of an HTTP {status}"
+        code = _status(status, body)
+        how = f"HTTP {status}" if code == status else f"status {code} in the body of an HTTP {status}"
+        if code in (401, 403):
             raise AuthError(f"The Zenvia Chat API rejected the token ({how}{': ' + api_error if api_error else ''}) "
                             f"on {label}: {self._token_hint}.")
-        if status == 404 and not path.endswith("/messages"):
-            raise ConfigError(f"The API has no {API_PREFIX}/{path} (HTTP 404 calling {self._clean(url)}): the base URL "
+        if code == 404 and path.endswith("/messages"):
+            raise GoneError(f"{how}{': ' + api_error if api_error else ''}")
+        if code == 404:
+            raise ConfigError(f"The API has no {API_PREFIX}/{path} ({how} calling {self._clean(url)}): the base URL "
                               f"looks wrong; {BASE_URL_HINT}.")
         if status == 429:
             wait_s = parse_retry_after(response.headers.get("Retry-After"))
             return _Retry(f"HTTP 429 (rate limited{': ' + api_error if api_error else ''})", wait_s, throttled=True)
         if status == 408 or status >= 500:
             return _Retry(f"HTTP {status}{': ' + api_error if api_error else ''}")
-        if status >= 400:
-            raise BadRequestError(f"The API refused {label} (HTTP {status}): {api_error or 'no error text'}.")
+        if code >= 400:
+            raise BadRequestError(f"The API refused {label} ({how}): {api_error or 'no error text'}.")
         if not isinstance(body, dict):
             shape = "an empty body" if not content.strip() else f"a body that is not a JSON object ({len(content)} bytes)"
             return _Retry(f"HTTP {status} with {shape}")
@@ -409,6 +415,17 @@ def _setup_problem(exc: requests.RequestException) -> str | None:
     if isinstance(reason, NewConnectionError) and "refused" in str(reason).lower():
         return "The connection was refused (nothing listens on that host and port)"
     return None
+
+
+def _status(status: int, body) -> int:
+    """What an answer says happened: its HTTP status, or the status in the body of a `success: false`
+    answer when that names a client error (a rejected token whatever the HTTP status; a 404 or 400 in an
+    HTTP 200). 408 and 429 in a body stay `success: false` answers, which are retried."""
+    stated = body.get("status") if isinstance(body, dict) and body.get("success") is False else None
+    stated = int(stated) if str(stated).isdigit() else None
+    if stated in (401, 403) or (status == 200 and stated and 400 <= stated < 500 and stated not in (408, 429)):
+        return stated
+    return status
 
 
 def _label(path: str, params: dict[str, str]) -> str:

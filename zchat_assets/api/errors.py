@@ -28,5 +28,10 @@ class BadRequestError(ZchatError):
     """The API refused the parameters (HTTP 4xx other than 401/403/408/429); retrying cannot help."""
 
 
+class GoneError(ZchatError):
+    """The API says a record is not there (HTTP 404, in the status or in the body): a fact about that
+    record, such as a conversation purged at the vendor, not an outage; retrying now cannot bring it back."""
+
+
 class ApiUnavailableError(ZchatError):
     """A retryable failure persisted beyond the retry budget."""

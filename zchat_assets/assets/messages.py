@@ -10,7 +10,7 @@ from .account import Account
 from .days import DayOutcome, api_days
 from .metadata import partition_metadata
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"
 PROGRESS_SECONDS = 15
 PREVIEW = ["protocol_id", "message_id", "created_at", "author_type", "type", "text"]
 
@@ -52,7 +52,7 @@ class Progress:
 
 def messages_asset(account: Account) -> AssetsDefinition:
     key = account.key("messages")
-    flush = account.settings.flush_messages
+    flush, recheck = account.settings.flush_messages, account.settings.recheck_seconds
 
     @asset(
         **account.asset_args("messages", "history"), code_version=CODE_VERSION,
@@ -65,6 +65,10 @@ def messages_asset(account: Account) -> AssetsDefinition:
                            description="Every protocol of the day fetched; finished ones have the message count "
                                        "the expanded history gives."),
             AssetCheckSpec("message_id_unique", asset=key, blocking=True, description="No message appears twice."),
+            AssetCheckSpec("message_gaps", asset=key, description="Conversations lost for good at the vendor (purged, "
+                                                                  "or short of their counter when asked twice): the "
+                                                                  "day is published without them, and they are asked "
+                                                                  "for again by every later run of the day."),
         ],
     )
     def messages(context: AssetExecutionContext):
@@ -78,8 +82,16 @@ def messages_asset(account: Account) -> AssetsDefinition:
                 for protocol_id, items in client.messages_many(day_messages.to_fetch):
                     day_messages.add(protocol_id, items)
                     progress.step()
+                short = day_messages.short()
+                if short:
+                    context.log.warning(f"messages {day.key}: {len(short)} finished conversation(s) came with fewer "
+                                        f"messages than their counter; asking again in {recheck:g}s")
+                    time.sleep(recheck)
+                    for protocol_id, items in client.messages_many(short):
+                        day_messages.add(protocol_id, items)
             metadata = partition_metadata("messages", day_messages.written, day_messages.sample, PREVIEW)
-            metadata.update(protocols=len(day_messages.fetched), protocols_from_cache=len(day_messages.cached))
+            metadata.update(protocols=len(day_messages.fetched), protocols_from_cache=len(day_messages.cached),
+                            gaps=len(day_messages.gaps))
             return DayOutcome(metadata, day_messages.checks)
 
         yield from api_days(context, account, produce)

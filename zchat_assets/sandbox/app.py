@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from urllib.parse import parse_qsl
 
-from .views import ApiProblem, Views
+from .views import GAP_KINDS, ApiProblem, Views
 from .world import World
 
 PREFIX = "/api/ms/external/"
@@ -30,24 +30,32 @@ HTML_ERROR = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Ba
 
 def parse_faults(spec: str | None) -> dict[str, float]:
     """`"500=0.02,reset=0.01"` (or `"all=0.02"`) to {kind: probability}."""
-    faults: dict[str, float] = {}
+    faults = _shares(spec, FAULT_KINDS, "fault")
+    if sum(v for k, v in faults.items() if k != "drift") > 1:
+        raise ValueError("fault probabilities add up to more than 1")
+    return faults
+
+
+def parse_gaps(spec: str | None) -> dict[str, float]:
+    """`"purged=0.01,short=0.01"` to {kind: share of finished conversations}."""
+    return _shares(spec, GAP_KINDS, "gap")
+
+
+def _shares(spec: str | None, kinds: tuple[str, ...], what: str) -> dict[str, float]:
+    shares: dict[str, float] = {}
     for part in (spec or "").split(","):
         if not part.strip():
             continue
         kind, _, rate = part.partition("=")
         kind = kind.strip()
-        kinds = FAULT_KINDS if kind == "all" else (kind,)
-        if kind != "all" and kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {kind!r}: choose from {', '.join(FAULT_KINDS)} or all")
+        if kind != "all" and kind not in kinds:
+            raise ValueError(f"unknown {what} {kind!r}: choose from {', '.join(kinds)} or all")
         try:
             value = float(rate)
         except ValueError:
-            raise ValueError(f"fault {kind!r} needs a probability, e.g. {kind}=0.02") from None
-        for k in kinds:
-            faults[k] = value
-    if sum(v for k, v in faults.items() if k != "drift") > 1:
-        raise ValueError("fault probabilities add up to more than 1")
-    return faults
+            raise ValueError(f"{what} {kind!r} needs a probability, e.g. {kind}=0.02") from None
+        shares.update({k: value for k in (kinds if kind == "all" else (kind,))})
+    return shares
 
 
 @dataclass
@@ -58,6 +66,7 @@ class Stats:
     in_flight: int = 0
     max_in_flight: int = 0
     by_endpoint: dict = field(default_factory=dict)
+    by_path: dict = field(default_factory=dict)  # requests per path below the API root (not served: it can be long)
     faults: dict = field(default_factory=dict)
     unauthorized: int = 0
     max_per_second: int = 0  # most requests that arrived within any one-second window
@@ -101,13 +110,14 @@ class SandboxApp:
                  faults: dict[str, float] | None = None, max_in_flight: int | None = None,
                  retry_after: float = 1.0, slow_seconds: float = 3.0, drift: int = 7, fault_seed: int = 1,
                  schema_changes: tuple[str, ...] = (), more_accounts: dict[str, World] | None = None,
-                 dialects: frozenset[str] = frozenset()):
+                 dialects: frozenset[str] = frozenset(), gaps: dict[str, float] | None = None):
         """`world` is served to `token`; `more_accounts` maps further tokens to worlds of their own;
-        `dialects` (see dialects.py) changes how the document is read."""
+        `dialects` (see dialects.py) changes how the document is read; `gaps` (see views.py) loses some
+        conversations for good."""
         self.dialects = frozenset(dialects)
-        self.views = Views(world, self.dialects)
+        self.views = Views(world, self.dialects, gaps)
         self.token = token
-        self.more_accounts = {t: Views(w, self.dialects) for t, w in (more_accounts or {}).items()}
+        self.more_accounts = {t: Views(w, self.dialects, gaps) for t, w in (more_accounts or {}).items()}
         self.latency, self.jitter = latency, jitter
         self.faults = dict(faults or {})
         self.max_in_flight = max_in_flight
@@ -150,6 +160,8 @@ class SandboxApp:
     async def _serve(self, path: str, query: dict, send) -> None:
         endpoint = _endpoint(path)
         self.stats.by_endpoint[endpoint] = self.stats.by_endpoint.get(endpoint, 0) + 1
+        below = path[len(PREFIX):]
+        self.stats.by_path[below] = self.stats.by_path.get(below, 0) + 1
         if self.max_in_flight and self.stats.in_flight > self.max_in_flight:
             self._count("concurrency_429")
             return await _send_json(send, 429, _error(429, "Too many concurrent requests"),
@@ -168,7 +180,8 @@ class SandboxApp:
         try:
             data = self._answer(views, endpoint, path, query, drift=self._drift(query, fault))
         except ApiProblem as problem:
-            return await _send_json(send, problem.status, _error(problem.status, str(problem)))
+            status = 200 if "errors_in_body" in self.dialects else problem.status
+            return await _send_json(send, status, _error(problem.status, str(problem)))
         if self.schema_changes and endpoint != "reports":
             data = [_changed(record, self.schema_changes, endpoint) for record in data]
         body = json.dumps({"status": 200, "success": True, "data": data}, ensure_ascii=False).encode()

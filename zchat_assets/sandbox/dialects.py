@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 DIALECTS = {
     "auth_in_body": "a wrong token is answered HTTP 200 with {success: false, status: 401} in the body",
+    "errors_in_body": "every other error (400, 404) is answered HTTP 200 with its status in the body",
     "flat_expanded": "the expanded history's agent, phone_extension, department, channel_*, document and "
                      "main_identifier as variables of their own, not nested",
     "naive_times": "timestamps without an offset, in the zone the request asked for (UTC when it asked none)",
