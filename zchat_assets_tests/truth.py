@@ -7,6 +7,7 @@ from datetime import date
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from zchat_assets.assets.partitions import day_window
 from zchat_assets.sandbox.views import Views
 from zchat_assets.schemas import report_table
 
@@ -29,8 +30,9 @@ def message_ids(world, day: str, dialects=frozenset(), gaps=None) -> list[str | 
 
 
 def report_rows(world, day: str, data_type: str, dialects=frozenset()) -> list[dict]:
-    lines = Views(world, dialects).report({"data_type": data_type, "from": f"{day} 00:00:00", "to": f"{day} 23:59:59",
-                                 "timezone": "-0300"})
+    window = day_window(day, world.tz_name)
+    lines = Views(world, dialects).report({"data_type": data_type, "from": window.start, "to": window.end,
+                                           "timezone": window.offset})
     return report_table(lines, f"report_by_{data_type}").to_pylist()
 
 

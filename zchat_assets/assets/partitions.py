@@ -34,18 +34,21 @@ class AccountDays(DailyPartitionsDefinition):
 @dataclass(frozen=True)
 class Day:
     """A partition and the parameters the API wants for it, in the form of the document's examples
-    (`from=2021-04-01T06:00:00`, `timezone=-0300`)."""
+    (`from=2021-04-01T06:00:00`, `timezone=-0300`).
+
+    The API takes one UTC offset per request, so the whole local day is asked in the offset of its start:
+    `from` its midnight, `to` its last second in that same offset. On a day when the clock changes that
+    last second is not 23:59:59: the day is 25 hours long in autumn (`to` is 00:59:59 of the next date)
+    and 23 in spring (22:59:59). Days abut exactly, so every interaction lands in exactly one day, and
+    every dataset, reports included, covers the same instants with one request (or one paging walk)."""
 
     key: str
     offset: str  # the zone's UTC offset at the day's start, as the API writes it: -0300
+    end: str  # the day's last second, as a local time of that offset
 
     @property
     def start(self) -> str:
         return f"{self.key}T00:00:00"
-
-    @property
-    def end(self) -> str:
-        return f"{self.key}T23:59:59"
 
     @property
     def zone(self) -> timezone:
@@ -55,11 +58,15 @@ class Day:
 
 
 def day_window(key: str, tz_name: str) -> Day:
-    """The API window of a local day. A day with a DST change is queried with its midnight offset."""
-    midnight = datetime.combine(date.fromisoformat(key), time(), ZoneInfo(tz_name))
+    """The API window of a local day: 23, 24 or 25 hours from its midnight, in the offset of that midnight."""
+    first = date.fromisoformat(key)
+    midnight = datetime.combine(first, time(), ZoneInfo(tz_name))
+    next_midnight = datetime.combine(first + timedelta(days=1), time(), ZoneInfo(tz_name))
     minutes = int(midnight.utcoffset() / timedelta(minutes=1))
     sign = "-" if minutes < 0 else "+"
-    return Day(key, f"{sign}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}")
+    day = Day(key, f"{sign}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}", "")
+    last = next_midnight.astimezone(timezone.utc) - timedelta(seconds=1)  # in UTC: no wall-clock arithmetic
+    return Day(key, day.offset, last.astimezone(day.zone).strftime("%Y-%m-%dT%H:%M:%S"))
 
 
 def local_day(moment: datetime, tz_name: str) -> str:

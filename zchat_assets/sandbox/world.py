@@ -154,7 +154,8 @@ class World:
         day_start, day_end = self.local_bounds(local_day)
         length = day_end - day_start + 1
         hours = rng.choices(range(24), HOUR_WEIGHTS, k=self.scale)
-        offsets = sorted(min(h * 3600 + rng.randrange(3600), length - 1) for h in hours)
+        # Spread over the day's real length, so a 25-hour day has interactions in its last hour too.
+        offsets = sorted((h * 3600 + rng.randrange(3600)) * length // 86_400 for h in hours)
         base = self.account * PROTOCOLS_PER_ACCOUNT + (local_day - EPOCH_DAY).days * PROTOCOLS_PER_DAY
         return [self._interaction(rng, base + i + 1, day_start + off) for i, off in enumerate(offsets)]
 
