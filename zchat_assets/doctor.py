@@ -20,11 +20,11 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from .api import ApiUnavailableError, AuthError, ConfigError, ZchatClient, ZchatError
+from .api import ApiUnavailableError, AuthError, ConfigError, GoneError, ZchatClient, ZchatError
 from .api.errors import missing_token
-from .api.vendor import QUEUE_STATES
+from .api.vendor import AUTHOR_TYPES, QUEUE_STATES
 from .assets.partitions import day_window
-from .schemas import DATASETS, SchemaError, to_table, unknown_fields
+from .schemas import DATASETS, SchemaError, author_type, messages_table, to_table, unknown_fields
 from .settings import AccountSettings
 
 SAMPLE = 5  # records per page asked for
@@ -157,9 +157,16 @@ def _counter(report: Report, client: ZchatClient, expanded: list[dict]) -> None:
     """How the expanded `messages` counter relates to what `/messages` returns, by author type."""
     finished = [r for r in expanded if r.get("endTime") and r.get("id") is not None][:PROTOCOLS]
     relations = Counter()
+    seen: list[dict] = []
     for record in finished:
-        messages = client.messages(str(record["id"]))
-        authors = Counter((m.get("author") or {}).get("type") for m in messages)
+        try:
+            messages = client.messages(str(record["id"]))
+        except GoneError as gone:
+            report.note(f"messages: conversation {record['id']} is not there ({gone}): such a conversation is "
+                        "published as a gap, and asked for again by every later run of its day")
+            continue
+        seen.extend(messages)
+        authors = Counter(author_type((m.get("author") or {}).get("type")) for m in messages)
         counter = int(record.get("messages") or 0)
         humans = authors["CUSTOMER"] + authors["AGENT"]
         if len(messages) == counter:
@@ -176,7 +183,8 @@ def _counter(report: Report, client: ZchatClient, expanded: list[dict]) -> None:
         report.note("messages: no finished conversation yesterday to compare with its counter")
     if relations["fewer"]:
         report.act(f"messages: {relations['fewer']} finished conversation(s) with fewer messages than the expanded "
-                   "counter: those days will not be published (messages_complete)")
+                   "counter: each is asked again, then published as a gap (message_gaps); if most are, ask the "
+                   "vendor what the counter counts")
     if relations["bots"]:
         report.note("messages: the expanded counter leaves bot and system messages out: fine, more is not an error")
     if relations["other"]:
@@ -184,8 +192,27 @@ def _counter(report: Report, client: ZchatClient, expanded: list[dict]) -> None:
                     "not only bots and system messages")
     if relations["no id"]:
         report.note("messages: some messages come without an id: kept, and flagged by message_id_unique")
+    _message_shape(report, seen)
     if relations["equal"] and not (relations["fewer"] or relations["other"]):
         report.ok(f"messages: the counter matches /messages for {relations['equal'] + relations['bots']} conversation(s)")
+
+
+def _message_shape(report: Report, messages: list[dict]) -> None:
+    """The message format is not documented: whether its text, kind and author type are where we read them."""
+    if not messages:
+        return
+    table = messages_table([("sample", messages)])
+    spelled = {str((m.get("author") or {}).get("type")) for m in messages} - set(AUTHOR_TYPES)
+    unknown = sorted({t for t in table.column("author_type").to_pylist() if t not in AUTHOR_TYPES}, key=str)
+    if unknown:
+        report.act(f"messages: author types zchat-assets does not know: {', '.join(map(str, unknown))} (the "
+                   "customer's are hashed under personal_data: hash only when recognised)")
+    elif spelled:
+        report.note(f"messages: author types spelled {', '.join(sorted(spelled))}: read as "
+                    f"{', '.join(AUTHOR_TYPES)}")
+    for column, names in (("text", "text or content"), ("type", "type or content_type")):
+        if table.column(column).null_count == len(table):
+            report.act(f"messages: no message has its {column} under {names}: the `{column}` column would stay empty")
 
 
 def _latency(report: Report, client: ZchatClient) -> None:

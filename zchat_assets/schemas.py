@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .api.vendor import REPORT_DATA_TYPES
+from .api.vendor import AUTHOR_TYPES, REPORT_DATA_TYPES
 
 if TYPE_CHECKING:  # privacy.py reads the `personal` flags from here
     from .privacy import Privacy
@@ -126,6 +126,15 @@ def to_tags(value):
             else {"id": None, "name": to_str(t)} for t in value]
 
 
+def author_type(value):
+    """A message author's type in the one spelling the lake keeps: the document never shows a message, so
+    each kind is recognised under the names an API may give it, in any case."""
+    if value is None or value == "":
+        return None
+    spelled = str(value).strip().upper()
+    return next((kind for kind, names in AUTHOR_TYPES.items() if spelled in names), spelled)
+
+
 COERCE: dict[pa.DataType, Callable] = {pa.string(): to_str, pa.int64(): to_int, pa.float64(): to_float,
                                        pa.bool_(): to_bool, TS: to_ts, STR_LIST: to_str_list,
                                        pa.list_(TAG): to_tags}
@@ -138,15 +147,17 @@ class Column:
     doc: str
     path: tuple[str, ...] | None = None  # where in the API record; None = derived, not read from JSON
     flat: str | None = None  # the same value as a variable of its own, where the API sends it flat
+    also: tuple[str, ...] = ()  # other names the value may have beside the path's last key (text or content)
+    canonical: Callable | None = None  # the value in the one spelling the column keeps (author types)
     # A customer's personal data (LGPD), which ZCHAT_PERSONAL_DATA=hash or drop protects; privacy.py reads
     # these flags. Pseudonymous ids count: a hashed customer_id is a keyed hash, still joinable across datasets.
     # In messages a flag covers the rows the customer wrote, not agents' or bots' (privacy.py).
     personal: bool = False
 
 
-def col(name: str, type_: pa.DataType, doc: str, *path: str, flat: str | None = None,
-        personal: bool = False) -> Column:
-    return Column(name, type_, doc, path or (name,), flat, personal)
+def col(name: str, type_: pa.DataType, doc: str, *path: str, flat: str | None = None, personal: bool = False,
+        also: tuple[str, ...] = (), canonical: Callable | None = None) -> Column:
+    return Column(name, type_, doc, path or (name,), flat, also, canonical, personal)
 
 
 def derived(name: str, type_: pa.DataType, doc: str) -> Column:
@@ -285,13 +296,15 @@ MESSAGES = [
     derived("protocol_id", pa.string(), "Protocol the message belongs to."),
     col("message_id", pa.string(), "Message id.", "id"),
     col("created_at", TS, "When the message was sent (UTC)."),
-    col("author_type", pa.string(), "CUSTOMER, AGENT, BOT or SYSTEM.", "author", "type"),
+    col("author_type", pa.string(), "CUSTOMER, AGENT, BOT or SYSTEM, whatever case or synonym the API used "
+        "(client, operator, chatbot, …); another type is kept as sent, in upper case.", "author", "type",
+        canonical=author_type),
     col("author_id", pa.string(), "Author's id (the customer's is personal data, like `customer_id`: agents' and bots' "
         "ids are kept as sent).", "author", "id", personal=True),
     col("author_name", pa.string(), "Author's name (the customer's only: agents' and bots' names are kept as sent).",
         "author", "name", personal=True),
-    col("type", pa.string(), "TEXT, IMAGE, AUDIO, DOCUMENT, …"),
-    col("text", pa.string(), "Message text."),
+    col("type", pa.string(), "TEXT, IMAGE, AUDIO, DOCUMENT, … (`type`, or `content_type`).", also=("content_type",)),
+    col("text", pa.string(), "Message text (`text`, or `content`).", also=("content",)),
     col("attachment_url", pa.string(), "Attachment URL, if any.", "attachment", "url"),
     col("attachment_mime_type", pa.string(), "Attachment MIME type.", "attachment", "mime_type"),
     derived("raw_json", pa.string(), "The message exactly as the API sent it (the vendor does not document its format)."),
@@ -351,7 +364,8 @@ def _known_tree(columns: list[Column]) -> dict:
         node = tree
         for key in c.path[:-1]:
             node = node.setdefault(key, {})
-        node[c.path[-1]] = None  # leaf: the whole value is stored
+        for leaf in (c.path[-1], *c.also):
+            node[leaf] = None  # leaf: the whole value is stored
         if c.flat is not None:
             tree.setdefault(c.flat, None)
     return tree
@@ -375,10 +389,14 @@ def unknown_fields(record: dict, dataset: str) -> dict:
 
 
 def _values(records: list[dict], c: Column) -> list:
-    """The column's value in each record: where the schema nests it, else where a flat record has it."""
-    values = records
-    for key in c.path:
-        values = [v.get(key) if isinstance(v, dict) else None for v in values]
+    """The column's value in each record: where the schema nests it (under its key or one of its other
+    names), else where a flat record has it."""
+    parents = records
+    for key in c.path[:-1]:
+        parents = [v.get(key) if isinstance(v, dict) else None for v in parents]
+    values = [v.get(c.path[-1]) if isinstance(v, dict) else None for v in parents]
+    for name in c.also:
+        values = [v if v is not None else p.get(name) if isinstance(p, dict) else None for v, p in zip(values, parents)]
     if c.flat is None:
         return values
     flat = (r.get(c.flat) if isinstance(r, dict) else None for r in records)
@@ -413,6 +431,8 @@ def _arrow_native(values: list, type_: pa.DataType) -> pa.Array | None:
 
 def _column(c: Column, records: list[dict], dataset: str, zone: tzinfo) -> pa.Array:
     values = _values(records, c)
+    if c.canonical is not None:
+        values = [c.canonical(v) for v in values]
     native = _arrow_native(values, c.type)
     if native is not None:
         return native

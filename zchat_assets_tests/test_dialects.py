@@ -78,3 +78,31 @@ def test_an_auth_error_in_a_200_body_fails_each_step_in_one_request(tmp_path):
     assert not result.success and failures
     assert all("check ZCHAT_API_TOKEN" in e.step_failure_data.error.to_string() for e in failures)
     assert requests == len(failures)  # one request per failed step, no retries
+
+
+def test_the_other_message_shape_lands_in_the_same_columns(tmp_path):
+    """Lower-case author types and `content`/`content_type`: the same text, kinds, authors and per-author
+    counts as the default shape, and the customer's name hashed under `hash` all the same."""
+    tables = {}
+    for name, dialects in {"plain": frozenset(), "other": frozenset({"lower_content"})}.items():
+        world = make_world()
+        with SandboxServer(SandboxApp(world, TOKEN, dialects=dialects)) as server:
+            resources = {"zchat_api": fast_api(server.url),
+                         "zchat_lake": ZchatLake(uri=str(tmp_path / name), personal_data="hash",
+                                                 personal_data_key="a-secret-of-16-chars+")}
+            assert dg.materialize(ALL, resources=resources, partition_key=DAY,
+                                  instance=dg.DagsterInstance.ephemeral()).success
+        lake = Lake(str(tmp_path / name))
+        tables[name] = (lake.read("messages", DAY).sort_by("message_id"), lake.read("conversations", DAY))
+    (plain, plain_conversations), (other, other_conversations) = tables["plain"], tables["other"]
+    for column in ("message_id", "author_type", "author_name", "author_id", "type", "text"):
+        assert other.column(column).to_pylist() == plain.column(column).to_pylist(), column
+    assert set(other.column("author_type").to_pylist()) <= {"CUSTOMER", "AGENT", "BOT", "SYSTEM"}
+    assert other.column("text").null_count < len(other) and other.column("type").null_count == 0
+    for column in ("customer_message_count", "agent_message_count", "bot_message_count", "system_message_count"):
+        assert other_conversations.column(column).to_pylist() == plain_conversations.column(column).to_pylist()
+    assert sum(other_conversations.column("customer_message_count").to_pylist()) > 0
+    day = interactions(make_world(), DAY)
+    names = {ix.customer_fields["main_identifier"] for ix in day} - {ix.agent.name for ix in day if ix.agent}
+    assert not names & set(other.column("author_name").to_pylist())
+    assert not any(name in raw for raw in other.column("raw_json").to_pylist() for name in names)

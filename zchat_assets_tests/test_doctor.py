@@ -22,6 +22,7 @@ NOTES = {  # what the report says about each reading of the document, besides "e
     "not_answer": "the queue state is spelled NOT_ANSWER",
     "counter_excludes_bots": "the expanded counter leaves bot and system messages out",
     "missing_ids": "some messages come without an id",
+    "lower_content": "author types spelled agent, bot, customer",
 }
 
 
@@ -111,3 +112,19 @@ def test_the_command_line(tmp_path):
                               env={"ZCHAT_API_TOKEN": TOKEN, "ZCHAT_BASE_URL": server.url, "PATH": ""}, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "zchat-assets doctor: the unnamed account" in done.stdout and TOKEN not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("message,finding", [
+    ({"id": "1", "author": {"type": "PERSON"}, "text": "oi", "type": "TEXT"},
+     "ACT   messages: author types zchat-assets does not know: PERSON"),
+    ({"id": "1", "author": {"type": "client"}, "body": "oi", "type": "TEXT"},
+     "ACT   messages: no message has its text under text or content"),
+    ({"id": "1", "author": {"type": "Client"}, "content": "oi", "kind": "TEXT"},
+     "ACT   messages: no message has its type under type or content_type"),
+    ({"id": "1", "author": {"type": "client"}, "content": "oi", "content_type": "TEXT"},
+     "note  messages: author types spelled client: read as CUSTOMER, AGENT, BOT, SYSTEM"),
+])
+def test_a_message_shape_that_would_leave_columns_empty_is_reported(message, finding):
+    lines = []
+    doctor._message_shape(doctor.Report(lines.append), [message])
+    assert any(line.strip().startswith(finding) for line in lines), lines

@@ -19,3 +19,10 @@ QUEUE_STATES = ("NOT_ANSWERED", "NOT_ANSWER")
 # Report counters that add up across the lines of one report.
 REPORT_ADDITIVE = ("backlog", "received", "made", "rang", "answered", "ended", "not_answered", "pending",
                    "postponed", "discarded", "missed", "expired", "remainder")
+# Message authors. The document never shows a message: each kind is known under the names an API may give it.
+AUTHOR_TYPES = {
+    "CUSTOMER": ("CUSTOMER", "CLIENT", "CONTACT"),
+    "AGENT": ("AGENT", "OPERATOR", "ATTENDANT"),
+    "BOT": ("BOT", "CHATBOT"),
+    "SYSTEM": ("SYSTEM",),
+}

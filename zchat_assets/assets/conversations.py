@@ -5,6 +5,7 @@ from collections import defaultdict
 import pyarrow as pa
 from dagster import AssetCheckSpec, AssetExecutionContext, AssetsDefinition, asset
 
+from ..api.vendor import AUTHOR_TYPES
 from ..quality import unique_ids
 from ..schemas import CONVERSATION_FIGURES, MESSAGE_ITEM, dataset_schema
 from .account import Account
@@ -13,7 +14,7 @@ from .metadata import partition_metadata
 
 CODE_VERSION = "1"
 ITEM_FIELDS = [f.name for f in MESSAGE_ITEM]
-AUTHORS = ("CUSTOMER", "AGENT", "BOT", "SYSTEM")
+AUTHORS = tuple(AUTHOR_TYPES)
 PREVIEW = ["protocol_id", "media", "current_state", "message_count", "first_agent_reply_seconds", "conversation_seconds"]
 
 

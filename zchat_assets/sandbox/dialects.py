@@ -18,6 +18,8 @@ DIALECTS = {
     "not_answer": "the queue state spelled NOT_ANSWER, as the ongoing section of the document writes it",
     "counter_excludes_bots": "the expanded `messages` counter counts the customer's and agents' messages only",
     "missing_ids": "system messages come without an id",
+    "lower_content": "messages' author types in lower case (customer, agent), their text as `content` and their "
+                     "kind as `content_type`",
 }
 TIMESTAMPS = ("created_at", "current_state_time", "first_answer_time", "startTime", "endTime")
 QUEUE_STATE = "NOT_ANSWERED"
@@ -71,3 +73,13 @@ def without_system_ids(messages: list[dict]) -> list[dict]:
 
 def human_messages(messages: list[dict]) -> int:
     return sum(1 for m in messages if m["author"]["type"] in ("CUSTOMER", "AGENT"))
+
+
+def lower_content(messages: list[dict]) -> list[dict]:
+    """Messages as another reading of the (undocumented) message format writes them."""
+    out = []
+    for m in messages:
+        m = dict(m, author=dict(m["author"], type=m["author"]["type"].lower()))
+        m["content"], m["content_type"] = m.pop("text", None), m.pop("type", None)
+        out.append(m)
+    return out

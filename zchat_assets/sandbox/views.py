@@ -217,6 +217,8 @@ class Views:
             shown = shown[:-1]
         if "missing_ids" in self.dialects:
             shown = dialects.without_system_ids(shown)
+        if "lower_content" in self.dialects:
+            shown = dialects.lower_content(shown)
         return self._spoken(shown, timezone.utc)
 
     def _visible_messages(self, ix: Interaction, now: float) -> list[dict]:
