@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.add_argument("--gaps", default="", help="conversations lost for good, e.g. purged=0.01,short=0.01: "
                                                     "/messages answers 404, or one message short of the counter")
     sandbox.add_argument("--max-in-flight", type=int, default=None, help="answer 429 above this many requests")
+    sandbox.add_argument("--page-cap", type=int, default=None, help="answer at most this many records a page, "
+                                                                    "whatever limit asks for")
     sandbox.add_argument("--retry-after", type=float, default=1.0, help="seconds announced with 429s")
     sandbox.add_argument("--slow-seconds", type=float, default=3.0, help="how late the `slow` fault answers")
     sandbox.add_argument("--schema-changes", default="", help="comma-separated: new_field, number_as_text, text_in_number")
@@ -111,7 +113,7 @@ def run_sandbox(args) -> int:
                      max_in_flight=args.max_in_flight, retry_after=args.retry_after, slow_seconds=args.slow_seconds,
                      schema_changes=tuple(c.strip() for c in args.schema_changes.split(",") if c.strip()),
                      more_accounts={t: _world(args, n) for n, t in enumerate(tokens[1:], start=1)},
-                     dialects=parse_dialects(args.dialect), gaps=parse_gaps(args.gaps))
+                     dialects=parse_dialects(args.dialect), gaps=parse_gaps(args.gaps), page_cap=args.page_cap)
     try:
         server = SandboxServer(app, args.host, args.port)
     except OSError as exc:

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from .api import ApiUnavailableError, AuthError, ConfigError, GoneError, ZchatClient, ZchatError
 from .api.errors import missing_token
-from .api.vendor import AUTHOR_TYPES, QUEUE_STATES
+from .api.vendor import AUTHOR_TYPES, MAX_PAGE_SIZE, QUEUE_STATES
 from .assets.partitions import day_window
 from .schemas import DATASETS, SchemaError, author_type, messages_table, to_table, unknown_fields
 from .settings import AccountSettings
@@ -91,6 +91,7 @@ def _check(report: Report, client: ZchatClient, day, lines: list[dict]) -> None:
     second = client.get("history", {**window, "limit": str(SAMPLE), "page": "2"})["data"]
     _shape(report, "history", first)
     _paging(report, first, second)
+    _page_cap(report, client, window)
     expanded = client.get("history/expanded", {**window, "limit": str(2 * PROTOCOLS), "page": "1"})["data"]
     _shape(report, "history_expanded", expanded)
     _timestamps(report, first + expanded, day.offset)
@@ -142,6 +143,15 @@ def _paging(report: Report, first: list[dict], second: list[dict]) -> None:
         report.ok("history: limit and page honoured")
     if any(i is None for i in ids):
         report.note("history: records without an id: kept, and flagged by protocol_id_unique")
+
+
+def _page_cap(report: Report, client: ZchatClient, window: dict) -> None:
+    """Whether the API answers the pages as large as the pipeline asks (the document says up to 10,000)."""
+    asked = {**window, "limit": str(MAX_PAGE_SIZE)}
+    full = client.get("history", {**asked, "page": "1"})["data"]
+    if len(full) < MAX_PAGE_SIZE and full and client.get("history", {**asked, "page": "2"})["data"]:
+        report.note(f"history: the API caps a page at {len(full)} records (limit={MAX_PAGE_SIZE} asked): read whole "
+                    "all the same, one page at a time until an empty one")
 
 
 def _timestamps(report: Report, records: list[dict], offset: str) -> None:

@@ -37,7 +37,21 @@ def test_history_pages_cover_the_day_once(sandbox):
     world = sandbox.app.views.world
     truth = world.between(*world.local_bounds(date.fromisoformat(DAY)))
     assert [r["id"] for r in records] == [ix.protocol for ix in truth]
-    assert c.stats.pages == len(truth) // 50 + 1
+    assert c.stats.pages == len(truth) // 50 + 2  # the last, short page, then an empty one ends the walk
+
+
+def test_a_server_that_caps_the_page_size_is_read_whole_and_said_so(caplog):
+    """The document says limit goes up to 10,000; a server answering 100 must not truncate the day."""
+    with SandboxServer(SandboxApp(make_world(scale=250), TOKEN, page_cap=100)) as server:
+        c = ZchatClient(TOKEN, ClientSettings(base_url=server.url))
+        with caplog.at_level(logging.WARNING):
+            ids = [r["id"] for page in c.history_pages(*WINDOW) for r in page]
+    world = server.app.views.world
+    assert ids == [ix.protocol for ix in world.between(*world.local_bounds(date.fromisoformat(DAY)))]
+    assert len(ids) == 250 and c.stats.pages == 4  # 100, 100, 50, then the empty page
+    assert [r.message for r in caplog.records].count(
+        "GET /api/ms/external/history: 100 records came for limit=10000, and more after them: the API caps the page "
+        "size; every page is read until an empty one.") == 1
 
 
 def test_last_page_exactly_limit_long_stops_on_the_empty_page(sandbox):

@@ -249,13 +249,15 @@ class ZchatClient:
                     running -= 1
 
     def pages(self, path: str, params: dict[str, str]) -> Iterator[list[dict]]:
-        """Walks `page=1,2,…` until a page shorter than the limit; drops records already seen by `id`
-        (records without one are all kept).
+        """Walks `page=1,2,…` until a page comes back empty (or brings nothing new: an API that ignores
+        `page`); drops records already seen by `id` (records without one are all kept).
 
-        A last page exactly `limit` long is followed by one empty page, which ends the walk.
+        A page shorter than the limit does not end the walk: an API that caps `limit` below what was asked
+        for (the document says up to 10,000) would otherwise be read in part without a word. That costs
+        one more request per walk, the empty page.
         """
         seen: set[str] = set()
-        page = 1
+        page, short, warned = 1, None, False
         while True:
             body = self.get(path, {**params, "limit": str(self.page_size), "page": str(page)})
             records = _data_list(body, path)
@@ -268,10 +270,14 @@ class ZchatClient:
                 elif str(key) not in seen:
                     seen.add(str(key))
                     fresh.append(record)
-            if fresh:
-                yield fresh
-            if len(records) < self.page_size:
+            if not fresh:
                 return
+            if short and not warned:
+                self._log.warning(f"{_label(path, {})}: {short} records came for limit={self.page_size}, and more "
+                                  "after them: the API caps the page size; every page is read until an empty one.")
+                warned = True
+            short = len(records) if len(records) < self.page_size else None
+            yield fresh
             page += 1
 
     # -- one request ----------------------------------------------------------------------------

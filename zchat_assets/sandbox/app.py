@@ -110,14 +110,15 @@ class SandboxApp:
                  faults: dict[str, float] | None = None, max_in_flight: int | None = None,
                  retry_after: float = 1.0, slow_seconds: float = 3.0, drift: int = 7, fault_seed: int = 1,
                  schema_changes: tuple[str, ...] = (), more_accounts: dict[str, World] | None = None,
-                 dialects: frozenset[str] = frozenset(), gaps: dict[str, float] | None = None):
+                 dialects: frozenset[str] = frozenset(), gaps: dict[str, float] | None = None,
+                 page_cap: int | None = None):
         """`world` is served to `token`; `more_accounts` maps further tokens to worlds of their own;
         `dialects` (see dialects.py) changes how the document is read; `gaps` (see views.py) loses some
-        conversations for good."""
+        conversations for good; `page_cap` caps every page below what `limit` asks."""
         self.dialects = frozenset(dialects)
-        self.views = Views(world, self.dialects, gaps)
+        self.views = Views(world, self.dialects, gaps, page_cap)
         self.token = token
-        self.more_accounts = {t: Views(w, self.dialects, gaps) for t, w in (more_accounts or {}).items()}
+        self.more_accounts = {t: Views(w, self.dialects, gaps, page_cap) for t, w in (more_accounts or {}).items()}
         self.latency, self.jitter = latency, jitter
         self.faults = dict(faults or {})
         self.max_in_flight = max_in_flight

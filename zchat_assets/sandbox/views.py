@@ -178,11 +178,14 @@ def _expanded(ix: Interaction, now: float, state: str) -> dict:
 class Views:
     """The five endpoints over one `World`, in the default reading of the document plus `dialects`."""
 
-    def __init__(self, world: World, dialects: frozenset[str] = frozenset(), gaps: Mapping[str, float] | None = None):
-        """`gaps` maps a kind of GAP_KINDS to the share of finished conversations that have it."""
+    def __init__(self, world: World, dialects: frozenset[str] = frozenset(), gaps: Mapping[str, float] | None = None,
+                 page_cap: int | None = None):
+        """`gaps` maps a kind of GAP_KINDS to the share of finished conversations that have it; `page_cap`
+        answers at most that many records a page, whatever `limit` asked for (the document says 10,000)."""
         self.world = world
         self.dialects = dialects
         self.gaps = dict(gaps or {})
+        self.page_cap = page_cap
 
     def gap(self, protocol: str) -> str | None:
         """The permanent gap a protocol has, if any: the same every time it is asked, in every run."""
@@ -196,7 +199,7 @@ class Views:
         now = self.world.now()
         start, end, zone = window(q, now)
         found = [ix for ix in self.world.between(start, end) if matches(ix, q, now)]
-        records = [self._record(ix, now, expanded=expanded) for ix in _page(found, q, shift)]
+        records = [self._record(ix, now, expanded=expanded) for ix in _page(found, q, shift, self.page_cap)]
         if expanded and "flat_expanded" in self.dialects:
             records = [dialects.flatten(r) for r in records]
         return self._spoken(records, zone)
@@ -204,7 +207,8 @@ class Views:
     def ongoing(self, q: Mapping[str, str], shift: int = 0) -> list[dict]:
         now = self.world.now()
         found = [ix for ix in self.world.ongoing() if matches(ix, q, now)]
-        return self._spoken([record(ix, now, ongoing=True) for ix in _page(found, q, shift)], timezone.utc)
+        return self._spoken([record(ix, now, ongoing=True) for ix in _page(found, q, shift, self.page_cap)],
+                            timezone.utc)
 
     def messages(self, protocol: str) -> list[dict]:
         now = self.world.now()
@@ -265,8 +269,9 @@ class Views:
         return out
 
 
-def _page(found: list, q: Mapping[str, str], shift: int) -> list:
+def _page(found: list, q: Mapping[str, str], shift: int, cap: int | None = None) -> list:
     limit, page = paging(q)
+    limit = min(limit, cap or limit)
     first = max(0, (page - 1) * limit - shift)
     return found[first: first + limit]
 
