@@ -13,6 +13,8 @@ swapped in, its gaps recorded, the stale cache chunks pruned, and the checks com
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 import time
 from contextlib import suppress
@@ -36,6 +38,16 @@ FLUSH_SECONDS = 2.0
 
 
 EXPANDED_COLUMNS = ["protocol_id", "messages", "end_time"]
+# In a messages day's Parquet footer: the expanded history it was fetched for (see `fingerprint`).
+BUILT_FROM = b"zchat.history_expanded"
+
+
+def fingerprint(expanded: pa.Table) -> str:
+    """Names a version of a day's expanded history (its protocols, counters and end times), so that what
+    is built from it can say which version that was: conversations join messages only with the history
+    they were fetched for."""
+    rows = expanded.select(EXPANDED_COLUMNS).sort_by("protocol_id").to_pylist()
+    return hashlib.sha256(json.dumps(rows, default=str).encode()).hexdigest()[:16]
 
 
 def expected_counts(expanded: pa.Table) -> dict[str, int | None]:
@@ -61,6 +73,7 @@ class DayMessages:
                  flush_messages: int = FLUSH_MESSAGES, flush_seconds: float = FLUSH_SECONDS):
         self._lake, self._day, self._privacy = lake, day, privacy
         self._expected, self._ends = expected_counts(expanded), versions(expanded)
+        self._schema = dataset_schema(DATASET).with_metadata({BUILT_FROM: fingerprint(expanded).encode()})
         self._flush_messages, self._flush_seconds = flush_messages, flush_seconds
         self._cache = MessageCache(lake, day, privacy)
         self.cached = self._cache.usable(self._ends)  # protocol -> chunk
@@ -76,7 +89,7 @@ class DayMessages:
         self._since = time.monotonic()
 
     def __enter__(self) -> DayMessages:
-        self._replace = self._lake.replace_partition(DATASET, self._day, dataset_schema(DATASET), self._audit)
+        self._replace = self._lake.replace_partition(DATASET, self._day, self._schema, self._audit)
         self._writer = self._replace.__enter__()
         for chunk, protocols in self._cache.by_chunk(self.cached).items():
             table = self._cache.read(chunk, protocols)

@@ -136,3 +136,23 @@ def test_late_messages_with_the_same_end_time_are_fetched_again(tmp_path, monkey
     assert requests_for(app, late) == before + 1
     stored = Lake(str(tmp_path)).read("messages", DAY).column("message_id").to_pylist()
     assert {m["id"] for m in extra} <= set(stored)
+
+
+def test_conversations_are_built_only_from_messages_fetched_for_the_same_history(tmp_path, monkeypatch):
+    """The history changed (a counter grew) and messages were not fetched again, or were rejected: the step
+    says which input is stale instead of joining old messages with the new history."""
+    app = SandboxApp(make_world(), TOKEN)
+    changed = protocols(app.views.world, DAY)[0]
+    with SandboxServer(app) as server:
+        assert run(server, tmp_path).success
+        record = app.views._record
+        monkeypatch.setattr(app.views, "_record", lambda ix, now, *, expanded: (
+            lambda out: {**out, "messages": out["messages"] + 1} if expanded and str(ix.protocol) == changed else out)(
+            record(ix, now, expanded=expanded)))
+        assert run(server, tmp_path, assets=only("history_expanded", assets=FETCH)).success
+        stale = run(server, tmp_path, assets=only("conversations", assets=FETCH))
+        assert not stale.success
+        failure = next(e for e in stale.all_events if e.is_step_failure).step_failure_data.error.to_string()
+        assert f"conversations {DAY} was not built: messages {DAY} was fetched for another version of " \
+               f"history_expanded {DAY}" in failure
+        assert run(server, tmp_path, assets=only("messages", "conversations", assets=FETCH)).success

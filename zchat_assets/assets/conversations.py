@@ -3,9 +3,11 @@
 from collections import defaultdict
 
 import pyarrow as pa
-from dagster import AssetCheckSpec, AssetExecutionContext, AssetsDefinition, asset
+from dagster import AssetCheckSpec, AssetExecutionContext, AssetsDefinition, Failure, asset
 
 from ..api.vendor import AUTHOR_TYPES
+from ..day_messages import BUILT_FROM, fingerprint
+from ..lake import Lake
 from ..quality import unique_ids
 from ..schemas import CONVERSATION_FIGURES, MESSAGE_ITEM, dataset_schema
 from .account import Account
@@ -59,6 +61,18 @@ def join(expanded: pa.Table, messages: pa.Table) -> pa.Table:
     return pa.table(columns, schema=schema)
 
 
+def matching_inputs(lake: Lake, day: str, expanded: pa.Table) -> None:
+    """Conversations are built only from a messages day fetched for the expanded history they join: after a
+    messages day was rejected, or the history fetched again since, the two disagree, and joining them would
+    give conversations messages of another version (a counter of 10 with none of its messages)."""
+    files = lake.files("messages", day)
+    built_from = lake.file_metadata(files[0]).get(BUILT_FROM) if files else None
+    if built_from is not None and built_from.decode() != fingerprint(expanded):
+        raise Failure(f"conversations {day} was not built: messages {day} was fetched for another version of "
+                      f"history_expanded {day} (the history was fetched again since, or the last messages run of the "
+                      f"day was rejected); materialize messages for {day}, then conversations.", allow_retries=False)
+
+
 def conversations_asset(account: Account) -> AssetsDefinition:
     key = account.key("conversations")
 
@@ -73,8 +87,9 @@ def conversations_asset(account: Account) -> AssetsDefinition:
         lake = account.lake(context)
 
         def produce(day) -> DayOutcome:
-            table = join(lake.read("history_expanded", day.key, schema=dataset_schema("history_expanded")),
-                         lake.read("messages", day.key, schema=dataset_schema("messages")))
+            expanded = lake.read("history_expanded", day.key, schema=dataset_schema("history_expanded"))
+            matching_inputs(lake, day.key, expanded)
+            table = join(expanded, lake.read("messages", day.key, schema=dataset_schema("messages")))
             checks = {"protocol_id_unique": unique_ids(table.column("protocol_id"), "protocol_id")}
             written = lake.write_partition("conversations", day.key, table, audit=lambda writer: checks)
             return DayOutcome(partition_metadata("conversations", written, table, PREVIEW), checks)
