@@ -9,6 +9,7 @@ from zchat_assets import gaps
 from zchat_assets.lake import Lake
 from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer
+from zchat_assets.sandbox.views import ApiProblem
 
 from .conftest import DAY, TOKEN, account_defs, daily_assets, fast_api, make_world, only
 from .truth import message_ids, protocols
@@ -156,3 +157,27 @@ def test_conversations_are_built_only_from_messages_fetched_for_the_same_history
         assert f"conversations {DAY} was not built: messages {DAY} was fetched for another version of " \
                f"history_expanded {DAY}" in failure
         assert run(server, tmp_path, assets=only("messages", "conversations", assets=FETCH)).success
+
+
+def test_a_failing_day_of_a_range_does_not_stop_the_others(tmp_path, monkeypatch):
+    app = SandboxApp(make_world(scale=40), TOKEN)
+    days = ("2026-11-16", "2026-11-17", DAY)
+    history = app.views.history
+
+    def down_on_the_middle_day(q, **kw):
+        if q.get("from", "").startswith(days[1]):
+            raise ApiProblem(503, "Service unavailable")
+        return history(q, **kw)
+
+    monkeypatch.setattr(app.views, "history", down_on_the_middle_day)
+    with SandboxServer(app) as server:
+        result = run(server, tmp_path, assets=only("history_expanded", assets=FETCH), partition_key=None,
+                     api={"max_retries": 1}, tags={"dagster/asset_partition_range_start": days[0],
+                                                   "dagster/asset_partition_range_end": days[-1]})
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.to_string()
+    assert f"{days[1]} failed: GET /api/ms/external/history/expanded?page=1 still failed after 2 attempts" in failure
+    lake = Lake(str(tmp_path))
+    assert [lake.exists("history_expanded", d) for d in days] == [True, False, True]
+    recorded = {e.partition for e in result.get_asset_materialization_events()}
+    assert recorded == {days[0], days[2]}

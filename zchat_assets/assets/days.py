@@ -20,13 +20,20 @@ from dataclasses import dataclass, field
 from dagster import (AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, AssetMaterialization, Failure,
                      MaterializeResult)
 
-from ..api import ZchatClient
-from ..lake import STAGING, STALE_STAGING_SECONDS, DayRejected, Lake
+from ..api import ApiUnavailableError, BadRequestError, GoneError, ZchatClient
+from ..schemas import SchemaError
+from ..lake import STAGING, STALE_STAGING_SECONDS, DayRejected, Lake, LakeError
 from .. import message_cache
 from ..quality import Check
 from .account import Account
 from .metadata import ApiMeter
 from .partitions import Day
+
+
+# What one day can fail with while the other days of a range still can succeed: an outage that outlasted the
+# retries, a value of another type, a refused request, a failed write, a stale or missing input (Failure).
+# A rejected token, a wrong URL or an unwritable lake fail every day alike: they stop the run at once.
+DAY_FAULTS = (ApiUnavailableError, BadRequestError, GoneError, SchemaError, LakeError, FileNotFoundError, Failure)
 
 
 @dataclass
@@ -63,6 +70,7 @@ def run_days(context: AssetExecutionContext, account: Account, produce: Callable
     days = account.days(context)
     done: list[tuple[Day, DayOutcome]] = []
     rejected: list[tuple[Day, DayRejected]] = []
+    failed: list[tuple[Day, Exception]] = []
     try:
         for day in days:
             started = time.monotonic()
@@ -72,19 +80,27 @@ def run_days(context: AssetExecutionContext, account: Account, produce: Callable
                 context.log.error(str(rejection))
                 rejected.append((day, rejection))
                 continue
+            except DAY_FAULTS as exc:  # this day's trouble (an outage that outlasted the retries, a bad value)
+                if len(days) == 1:
+                    raise
+                context.log.error(f"{context.asset_key.to_user_string()} {day.key} failed: {exc}")
+                failed.append((day, exc))
+                continue
             outcome.metadata["seconds"] = round(time.monotonic() - started, 3)
             done.append((day, outcome))
-    except Exception:
+    except Exception:  # what no day can get past (a rejected token, a wrong URL): the days done stay recorded
         if len(days) > 1:
             for day, outcome in done:
                 context.log_event(AssetMaterialization(context.asset_key, partition=day.key, metadata=outcome.metadata))
         raise
     audited = [*done, *((day, DayOutcome({}, r.checks)) for day, r in rejected)]
+    missing = rejected or failed
     if len(days) == 1 and done:
         yield MaterializeResult(metadata=done[0][1].metadata)
-    elif len(days) > 1 and done:
-        # Dagster records this result once for every day of the range, before each day's own event; it
-        # holds text only, so that it never adds a point to the per-day plots.
+    elif len(days) > 1 and done and not missing:
+        # Dagster records this result once for every day of the range, before each day's own event (so not
+        # when a day is missing: it would show as materialized); it holds text only, so that it never adds a
+        # point to the per-day plots.
         yield MaterializeResult(metadata={"run": f"{len(done)} days, {done[0][0].key} to {done[-1][0].key}; "
                                                  "each day's own figures follow in its next event"})
     # Checks before the per-day events: Dagster compares a check's data version with the latest event.
@@ -92,12 +108,15 @@ def run_days(context: AssetExecutionContext, account: Account, produce: Callable
     if len(days) > 1:
         for day, outcome in done:
             yield AssetMaterialization(context.asset_key, partition=day.key, metadata=outcome.metadata)
-    if rejected:
-        first = str(rejected[0][1])
-        more = f" ({len(rejected) - 1} more day(s) rejected: see the log)" if len(rejected) > 1 else ""
-        raise Failure(description=first[:-1] + more + ".",
-                      metadata={"rejected_days": ", ".join(d.key for d, _ in rejected),
-                                "quarantine": rejected[0][1].quarantine})
+    if missing:
+        first = str(rejected[0][1]) if rejected else f"{failed[0][0].key} failed: {failed[0][1]}"
+        others = len(rejected) + len(failed) - 1
+        more = f" ({others} more day(s) not published: see the log)" if others else ""
+        metadata = {"rejected_days": ", ".join(d.key for d, _ in rejected),
+                    "failed_days": ", ".join(d.key for d, _ in failed)}
+        if rejected:
+            metadata["quarantine"] = rejected[0][1].quarantine
+        raise Failure(description=first.rstrip(".") + more + ".", metadata=metadata)
 
 
 def _check_results(done: list[tuple[Day, DayOutcome]]) -> Iterator[AssetCheckResult]:
