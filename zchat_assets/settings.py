@@ -91,6 +91,9 @@ class AccountSettings(ClientSettings):
     personal_data_key_env: str = Field(default=DEFAULT_KEY_ENV, min_length=1,
                                        description="The NAME of the variable holding the hashing secret.")
     lookback_days: int = Field(default=3, ge=1, le=60, description="Days before yesterday re-fetched nightly.")
+    open_days_max: int = Field(default=30, ge=1, le=365,
+                               description="Days a day with interactions still going on is re-fetched nightly, "
+                                           "whatever lookback_days says, until they end.")
     ongoing_retention_days: int = Field(default=30, ge=1, le=3650,
                                         description="Days of ongoing snapshots kept; older days are deleted.")
     cache_retention_days: int = Field(default=30, ge=1, le=3650,

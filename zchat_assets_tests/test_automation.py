@@ -7,8 +7,10 @@ import dagster as dg
 import pytest
 
 from zchat_assets.assets.automation import lookback_range
+from zchat_assets.resources import ZchatLake
+from zchat_assets.sandbox import SandboxApp, SandboxServer
 
-from .conftest import DEFS
+from .conftest import DEFS, TOKEN, account_defs, daily_assets, fast_api, make_world, only
 
 TZ = ZoneInfo("America/Sao_Paulo")
 LOOKBACK = ["2026-11-16", "2026-11-17", "2026-11-18"]  # the 3 days before yesterday, seen on the 20th
@@ -66,3 +68,31 @@ def test_assets_carry_a_code_version_and_a_freshness_policy():
         if isinstance(asset, dg.AssetsDefinition):
             spec = next(iter(asset.specs))
             assert spec.code_version and spec.freshness_policy is not None, spec.key
+
+
+def test_a_day_with_interactions_still_going_on_is_fetched_again_until_they_end(tmp_path):
+    """Older than the look-back, it is fetched again by the look-back schedule, one run of its own, until
+    its interactions have ended (or it is older than open_days_max)."""
+    day, clock = "2026-11-10", [datetime(2026, 11, 11, 9, 0, tzinfo=TZ).timestamp()]
+    world = make_world()
+    world._now = lambda: clock[0]
+    defs = account_defs(lake_uri=str(tmp_path))
+    lookback = defs.get_repository_def().get_schedule_def("lookback_schedule")
+
+    def fetch():
+        resources = {"zchat_api": fast_api(server.url), "zchat_lake": ZchatLake(uri=str(tmp_path))}
+        assert dg.materialize(only("history_expanded", assets=daily_assets(defs)), resources=resources,
+                              partition_key=day, instance=INSTANCE).success
+
+    def requested() -> list:
+        when = datetime(2026, 11, 20, 4, 30, tzinfo=TZ)
+        return [r.partition_key or r.tags["dagster/asset_partition_range_start"]
+                for r in lookback.evaluate_tick(dg.build_schedule_context(
+                    scheduled_execution_time=when, repository_def=defs.get_repository_def())).run_requests]
+
+    with SandboxServer(SandboxApp(world, TOKEN)) as server:
+        fetch()  # the morning after: some of its conversations are still going on
+        assert requested() == [LOOKBACK[0], day]
+        clock[0] = datetime(2026, 11, 20, 4, 0, tzinfo=TZ).timestamp()
+        fetch()  # every one has ended since
+        assert requested() == [LOOKBACK[0]]

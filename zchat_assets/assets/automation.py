@@ -15,6 +15,8 @@ from dagster import (AssetSelection, AutomationConditionSensorDefinition, Defaul
                      RunRequest, ScheduleDefinition, ScheduleEvaluationContext, build_schedule_from_partitioned_job,
                      define_asset_job, schedule)
 
+from .. import open_days
+from ..lake import Lake
 from ..settings import DATASETS
 from .account import LOOKBACK_CRON, Account
 
@@ -46,6 +48,17 @@ def lookback_range(now, keys: list[str], lookback_days: int) -> tuple[str, str] 
     return (chosen[0], chosen[-1]) if chosen else None
 
 
+def still_open(account: Account, log) -> list[str]:
+    """The account's days marked open in its lake (read only: nothing is claimed or written from here)."""
+    settings = account.settings
+    try:
+        return open_days.open_days(Lake(settings.lake_uri, account.name, settings.setting("lake_uri")))
+    except (OSError, ValueError) as exc:
+        log.warning(f"Days with interactions still going on could not be read from the lake ({exc}): only the "
+                    "look-back days are fetched again this time.")
+        return []
+
+
 def schedules(account: Account, daily_job: JobDefinition) -> list[ScheduleDefinition]:
     days = account.settings.lookback_days
     daily = build_schedule_from_partitioned_job(
@@ -56,15 +69,23 @@ def schedules(account: Account, daily_job: JobDefinition) -> list[ScheduleDefini
     @schedule(job=daily_job, cron_schedule=LOOKBACK_CRON, execution_timezone=account.settings.timezone,
               name=account.named("lookback_schedule"),
               description=f"At 04:30 re-materializes the {days} days before yesterday in one run (lookback_days), "
-                          "so interactions that ended late are complete.")
+                          "so interactions that ended late are complete, and, one run each, older days that still "
+                          f"had interactions going on (up to {account.settings.open_days_max} days back).")
     def lookback(context: ScheduleEvaluationContext):
         now = context.scheduled_execution_time
-        span = lookback_range(now, account.partitions.get_partition_keys(current_time=now), days)
-        if span is None:
-            return []
-        first, last = span
-        return RunRequest(run_key=f"lookback-{first}-{last}", tags={
-            "dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last})
+        keys = account.partitions.get_partition_keys(current_time=now)
+        requests = []
+        span = lookback_range(now, keys, days)
+        if span is not None:
+            first, last = span
+            requests.append(RunRequest(run_key=f"lookback-{first}-{last}", tags={
+                "dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}))
+        oldest = (now - timedelta(days=account.settings.open_days_max + 1)).date().isoformat()
+        before = span[0] if span else keys[-1] if keys else ""
+        for day in still_open(account, context.log):
+            if oldest <= day < before and account.partitions.has_partition_key(day):
+                requests.append(RunRequest(run_key=f"open-{day}-{now.date()}", partition_key=day))
+        return requests
 
     return [daily, lookback]
 

@@ -2,6 +2,7 @@
 
 from dagster import AssetCheckSpec, AssetExecutionContext, AssetsDefinition, asset
 
+from .. import open_days
 from ..api.vendor import HISTORY_FILTERS
 from ..quality import unique_ids
 from ..schemas import dataset_schema, to_table
@@ -33,9 +34,14 @@ def history_asset(account: Account, name: str, expanded: bool) -> AssetsDefiniti
         schema, privacy = dataset_schema(name), account.privacy(context)
 
         def produce(day, client, lake) -> DayOutcome:
+            unfinished = 0
             with lake.replace_partition(name, day.key, schema, audit) as writer:
                 for page in client.history_pages(day.start, day.end, day.offset, expanded=expanded, **filters):
-                    writer.write(to_table(page, name, privacy=privacy, zone=day.zone))
+                    table = to_table(page, name, privacy=privacy, zone=day.zone)
+                    unfinished += table.column("end_time").null_count if expanded else 0
+                    writer.write(table)
+            if expanded:
+                open_days.mark(lake, day.key, unfinished)
             return DayOutcome(partition_metadata(name, writer.result, writer.sample, PREVIEW), writer.checks)
 
         yield from api_days(context, account, produce)
