@@ -92,7 +92,7 @@ def test_demo_runs_from_a_project_folder_and_ignores_a_real_configuration(tmp_pa
                           cwd=home, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     table = done.stdout.split("What this run wrote:")[1]
-    assert re.search(r"zchat/messages +1 +[1-9][\d,]* +1 ", table) and "12/12 checks passed" in done.stdout
+    assert re.search(r"zchat/messages +1 +[1-9][\d,]* +1 ", table) and "14/14 checks passed" in done.stdout
     assert "into .sandbox/lake; runs are recorded in .sandbox." in done.stdout
     assert len(list((home / ".sandbox" / "lake" / "messages").glob("date=*/*.parquet"))) == 2
     assert {p: p.read_bytes() for p in (home / "data").rglob("*") if p.is_file()} == before

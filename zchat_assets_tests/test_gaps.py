@@ -181,3 +181,27 @@ def test_a_failing_day_of_a_range_does_not_stop_the_others(tmp_path, monkeypatch
     assert [lake.exists("history_expanded", d) for d in days] == [True, False, True]
     recorded = {e.partition for e in result.get_asset_materialization_events()}
     assert recorded == {days[0], days[2]}
+
+
+def test_a_record_hidden_by_a_deletion_while_paging_is_asked_again(tmp_path, monkeypatch):
+    """Records deleted ahead of the walk shift the later pages back, hiding as many records: the expanded
+    history then lacks protocols that history listed, and asks again for them before it is published."""
+    app = SandboxApp(make_world(), TOKEN)
+    history, walks = app.views.history, []
+
+    def deleted_ahead(q, *, expanded, shift=0):
+        if expanded and q.get("page") == "1":
+            walks.append(q)
+        hidden = -3 if expanded and len(walks) == 1 and q.get("page") == "2" else 0
+        return history(q, expanded=expanded, shift=shift + hidden)
+
+    monkeypatch.setattr(app.views, "history", deleted_ahead)
+    with SandboxServer(app) as server:
+        result = run(server, tmp_path, assets=only("history", "history_expanded", assets=daily_assets(account_defs())),
+                     api={"page_size": 30})
+    assert result.success and len(walks) == 2
+    assert all(c.passed for c in result.get_asset_check_evaluations())
+    lake = Lake(str(tmp_path))
+    everything = sorted(protocols(app.views.world, DAY))
+    assert sorted(lake.read("history_expanded", DAY).column("protocol_id").to_pylist()) == everything
+    assert sorted(lake.read("history", DAY).column("protocol_id").to_pylist()) == everything

@@ -4,22 +4,34 @@ from dagster import AssetCheckSpec, AssetExecutionContext, AssetsDefinition, ass
 
 from .. import open_days
 from ..api.vendor import HISTORY_FILTERS
-from ..quality import unique_ids
+from ..quality import Check, unique_ids
 from ..schemas import dataset_schema, to_table
 from .account import Account
 from .days import DayOutcome, api_days
 from .metadata import partition_metadata
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"
 PREVIEW = ["protocol_id", "created_at", "media", "current_state", "agent_name", "department_name"]
 
 
-def audit(writer) -> dict:
-    return {"protocol_id_unique": unique_ids(writer.read(["protocol_id"]).column("protocol_id"), "protocol_id")}
+def audit(writer, other: str, unlisted: set[str], extra: set[str]) -> dict:
+    listed = ("" if not unlisted else f"{len(unlisted)} protocol(s) of {other} not listed here even when asked "
+              f"again (deleted at the vendor since {other} was fetched?): {sorted(unlisted)[:5]}")
+    more = f"{len(extra)} protocol(s) not in {other} yet, which its next run fetches: {sorted(extra)[:5]}" if extra else ""
+    return {"protocol_id_unique": unique_ids(writer.read(["protocol_id"]).column("protocol_id"), "protocol_id"),
+            "protocols_match": Check(not (unlisted or extra), "; ".join(t for t in (listed, more) if t), "warn")}
+
+
+def listed(lake, dataset: str, day: str) -> set[str] | None:
+    """The protocols of a dataset's published day, or None when it has none."""
+    if not lake.exists(dataset, day):
+        return None
+    return {p for p in lake.read(dataset, day, columns=["protocol_id"]).column("protocol_id").to_pylist() if p}
 
 
 def history_asset(account: Account, name: str, expanded: bool) -> AssetsDefinition:
     key = account.key(name)
+    other = "history" if expanded else "history_expanded"
     filters = account.settings.filters.params(HISTORY_FILTERS)
     what = "expanded service history (standard fields plus counters, times, tags and web client data)" \
         if expanded else "service history"
@@ -28,18 +40,37 @@ def history_asset(account: Account, name: str, expanded: bool) -> AssetsDefiniti
         **account.asset_args(name, "history"), code_version=CODE_VERSION,
         description=f"The {what}: one row per interaction created that day, fetched page by page.",
         check_specs=[AssetCheckSpec("protocol_id_unique", asset=key, blocking=True,
-                                    description="Every row has a protocol_id and none appears twice.")],
+                                    description="Every row has a protocol_id and none appears twice."),
+                     AssetCheckSpec("protocols_match", asset=key,
+                                    description=f"The same protocols as {other}'s day: one missing here is asked "
+                                                "again before the day is published (a record deleted while the "
+                                                "pages were read hides another).")],
     )
     def history(context: AssetExecutionContext):
         schema, privacy = dataset_schema(name), account.privacy(context)
 
         def produce(day, client, lake) -> DayOutcome:
-            unfinished = 0
-            with lake.replace_partition(name, day.key, schema, audit) as writer:
+            unfinished, seen = 0, set()
+            others = listed(lake, other, day.key) if account.has(other) else None
+
+            def walk(writer, wanted: set[str] | None = None) -> None:
+                nonlocal unfinished
                 for page in client.history_pages(day.start, day.end, day.offset, expanded=expanded, **filters):
+                    if wanted is not None:
+                        page = [r for r in page if str(r.get("id")) in wanted]
                     table = to_table(page, name, privacy=privacy, zone=day.zone)
                     unfinished += table.column("end_time").null_count if expanded else 0
+                    seen.update(table.column("protocol_id").to_pylist())
                     writer.write(table)
+
+            with lake.replace_partition(name, day.key, schema,
+                                        lambda w: audit(w, other, others - seen if others else set(),
+                                                        seen - others - {None} if others else set())) as writer:
+                walk(writer)
+                if others and others - seen:
+                    context.log.warning(f"{name} {day.key}: {len(others - seen)} protocol(s) of {other} were not "
+                                        "listed (a record deleted while the pages were read?): asking again")
+                    walk(writer, others - seen)
             if expanded:
                 open_days.mark(lake, day.key, unfinished)
             return DayOutcome(partition_metadata(name, writer.result, writer.sample, PREVIEW), writer.checks)
