@@ -69,14 +69,19 @@ def main(argv: list[str] | None = None) -> int:
     doctor.add_argument("--account", default=None, help="a named account of zchat_assets/defs/ (default: the "
                                                         "unnamed one, from the ZCHAT_* variables)")
 
+    gaps = commands.add_parser("gaps", help="list the conversations lost at the vendor (purged, or short of their "
+                                            "counter), by day, as the last published run of each day found them")
+    gaps.add_argument("--account", default=None, help="a named account of zchat_assets/defs/ (default: the unnamed one)")
+    gaps.add_argument("--day", default=None, help="one day, YYYY-MM-DD (default: every day with gaps)")
+
     args = parser.parse_args(argv)
     try:
         # The demo and the sandbox UI keep to themselves: a real account's .env is not theirs to read.
-        args.environ = with_dotenv(os.environ) if args.command in ("sandbox", "doctor") else dict(os.environ)
+        args.environ = with_dotenv(os.environ) if args.command in ("sandbox", "doctor", "gaps") else dict(os.environ)
         if "timezone" in args:  # checked before anything starts
             args.timezone = _timezone(args)
         return {"sandbox": run_sandbox, "demo": run_demo, "ui": run_ui, "docs": run_docs,
-                "doctor": run_doctor}[args.command](args)
+                "doctor": run_doctor, "gaps": run_gaps}[args.command](args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"zchat-assets: {exc}", file=sys.stderr)
         return 2
@@ -232,6 +237,19 @@ def run_doctor(args) -> int:
     from . import doctor
 
     return doctor.run(account_settings(args.account, args.environ), args.environ)
+
+
+def run_gaps(args) -> int:
+    from . import gaps
+    from .lake import Lake
+
+    settings = account_settings(args.account, args.environ)
+    lake = Lake(settings.lake_uri, settings.name, settings.setting("lake_uri"))
+    days = [args.day] if args.day else gaps.days(lake)
+    lines = [f"{day}  {protocol}  {gap}" for day in days for protocol, gap in gaps.recorded(lake, day).items()]
+    print("\n".join(lines) if lines else f"No gaps recorded in {lake.uri(lake.root)}"
+                                          f"{' for ' + args.day if args.day else ''}.")
+    return 0
 
 
 def with_dotenv(environ: Mapping[str, str], folder: Path | None = None) -> dict[str, str]:

@@ -205,3 +205,19 @@ def test_a_record_hidden_by_a_deletion_while_paging_is_asked_again(tmp_path, mon
     everything = sorted(protocols(app.views.world, DAY))
     assert sorted(lake.read("history_expanded", DAY).column("protocol_id").to_pylist()) == everything
     assert sorted(lake.read("history", DAY).column("protocol_id").to_pylist()) == everything
+
+
+def test_a_user_lists_a_days_gaps(tmp_path, monkeypatch, capsys):
+    from zchat_assets.cli import main
+
+    app = SandboxApp(make_world(), TOKEN, gaps={"purged": 0.05})
+    with SandboxServer(app) as server:
+        assert run(server, tmp_path).success
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ZCHAT_LAKE_URI", str(tmp_path))
+    assert main(["gaps", "--day", DAY]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    purged = sorted(p for p in protocols(app.views.world, DAY) if app.views.gap(p) == "purged")
+    assert lines == [f"{DAY}  {p}  purged: the API answered HTTP 404: Interaction {p} not found" for p in purged]
+    assert main(["gaps", "--day", "2026-11-17"]) == 0
+    assert capsys.readouterr().out.startswith("No gaps recorded in file://")
