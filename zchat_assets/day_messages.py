@@ -104,6 +104,7 @@ class DayMessages:
     def add(self, protocol_id: str, items: list[dict] | GoneError) -> None:
         """A protocol's messages as the API answered; the second answer of one held back as short settles it."""
         if isinstance(items, GoneError):
+            self._short.pop(protocol_id, None)
             self.gaps[protocol_id] = Gap("purged", f"the API answered {items}")
             return
         expected, before = self._expected.get(protocol_id), self._short.pop(protocol_id, None)
