@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import gaps as gap_records
-from .api import GoneError
+from .api import ApiUnavailableError, GoneError
 from .gaps import Gap
 from .lake import Lake, WrittenPartition
 from .message_cache import MessageCache
@@ -104,8 +104,11 @@ class DayMessages:
     def add(self, protocol_id: str, items: list[dict] | GoneError) -> None:
         """A protocol's messages as the API answered; the second answer of one held back as short settles it."""
         if isinstance(items, GoneError):
-            self._short.pop(protocol_id, None)
             self.gaps[protocol_id] = Gap("purged", f"the API answered {items}")
+            before = self._short.pop(protocol_id, None)
+            if before:  # what the first answer gave is kept: the day loses nothing it had
+                self.fetched[protocol_id] = len(before)
+                self._batch.append((protocol_id, before))
             return
         expected, before = self._expected.get(protocol_id), self._short.pop(protocol_id, None)
         if expected is not None and len(items) < expected:
@@ -136,6 +139,7 @@ class DayMessages:
                 self.fetched[protocol_id] = len(items)
                 self._batch.append((protocol_id, items))
             self._flush()
+            self._keep_published()
         except BaseException:
             self._replace.__exit__(*sys.exc_info())
             raise
@@ -143,6 +147,22 @@ class DayMessages:
         self.written, self.checks = self._writer.result, self._writer.checks
         gap_records.record(self._lake, self._day, self.gaps, self._started)
         self._cache.prune(self._ends)
+
+    def _keep_published(self) -> None:
+        """A conversation purged at the vendor keeps the messages the lake's published day already has, so a
+        later run (the look-back, a backfill) never removes what was fetched before it was purged. When every
+        conversation asked for answers 404, that is the API, not purged conversations: the day fails."""
+        purged = {p for p, gap in self.gaps.items() if gap.kind == "purged"} - set(self.fetched)
+        if len(purged) >= 3 and not self.fetched:  # nothing came, from the API or the cache
+            raise ApiUnavailableError(f"messages {self._day}: all {len(purged)} conversations asked for answered 404, which "
+                                      "looks like the API, not conversations purged at the vendor: the previous "
+                                      "version stays; try again later, or run zchat-assets doctor.")
+        if not purged or not self._lake.exists(DATASET, self._day):
+            return
+        published = self._lake.read(DATASET, self._day, schema=dataset_schema(DATASET))
+        kept = published.filter(pc.is_in(published.column("protocol_id"), pa.array(sorted(purged), pa.string())))
+        if kept.num_rows:
+            self._writer.write(kept)
 
     def _audit(self, writer) -> dict:
         """The checks of the staged day, before it is published."""

@@ -2,6 +2,8 @@
 counter for good, records without an id, messages that arrive after a conversation was cached. None of them
 may keep a day out of the lake, or make it wrong."""
 
+import shutil
+
 import dagster as dg
 import pytest
 
@@ -221,3 +223,31 @@ def test_a_user_lists_a_days_gaps(tmp_path, monkeypatch, capsys):
     assert lines == [f"{DAY}  {p}  purged: the API answered HTTP 404: Interaction {p} not found" for p in purged]
     assert main(["gaps", "--day", "2026-11-17"]) == 0
     assert capsys.readouterr().out.startswith("No gaps recorded in file://")
+
+
+def test_a_conversation_purged_after_it_was_fetched_keeps_its_messages_in_the_lake(tmp_path):
+    """A later run (the look-back, a backfill) never removes what was published before the vendor purged it."""
+    app = SandboxApp(make_world(), TOKEN)
+    with SandboxServer(app) as server:
+        assert run(server, tmp_path).success
+        lake = Lake(str(tmp_path))
+        before = sorted(lake.read("messages", DAY).column("message_id").to_pylist(), key=str)
+        shutil.rmtree(tmp_path / "_cache")  # as after cache_retention_days: every conversation is asked again
+        app.views.gaps["purged"] = 0.05
+        result = run(server, tmp_path)
+    assert result.success and gaps.recorded(lake, DAY)
+    assert sorted(lake.read("messages", DAY).column("message_id").to_pylist(), key=str) == before
+
+
+def test_every_conversation_answering_404_is_the_api_not_purges(tmp_path):
+    app = SandboxApp(make_world(), TOKEN)
+    with SandboxServer(app) as server:
+        assert run(server, tmp_path).success
+        before = (tmp_path / "messages" / f"date={DAY}" / "part-00000.parquet").read_bytes()
+        shutil.rmtree(tmp_path / "_cache")
+        app.views.gaps["purged"] = 1.0
+        result = run(server, tmp_path)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.to_string()
+    assert "conversations asked for answered 404, which looks like the API" in failure
+    assert (tmp_path / "messages" / f"date={DAY}" / "part-00000.parquet").read_bytes() == before
