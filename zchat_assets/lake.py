@@ -365,7 +365,7 @@ class Lake:
         is written, a writer of another origin, so that sandbox and real data, or two accounts, never mix.
         The unnamed account's part is the whole lake, so it shares it with no named account."""
         mine = f"{ORIGINS}/{f'account={self.account}.json' if self.account else UNNAMED_ORIGIN}"
-        held = [self._origin(path) for path in self._files_in(f"{self.root}/{ORIGINS}")]
+        held = [self._origin(path) for path in self._files_in(f"{self.root}/{ORIGINS}") if path.endswith(".json")]
         clash = [o for o in held if (o.account is None) != (origin.account is None)
                  or (o.account == origin.account and o != origin)]
         if clash:

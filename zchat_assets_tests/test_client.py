@@ -14,6 +14,7 @@ from zchat_assets.api import (ApiUnavailableError, AuthError, BadRequestError, C
                               parse_retry_after)
 from zchat_assets.api.client import _setup_problem
 from zchat_assets.sandbox import SandboxApp, SandboxServer
+from zchat_assets.sandbox.views import ApiProblem
 
 from .conftest import DAY, TOKEN, make_world
 
@@ -295,3 +296,22 @@ def _connection_error(reason) -> requests.exceptions.ConnectionError:
 def test_set_up_mistakes_are_told_apart_from_faults_of_the_moment(exc, problem):
     found = _setup_problem(exc)
     assert (found is None) if problem is None else found.startswith(problem)
+
+
+def test_a_walk_ends_when_the_page_past_the_end_is_refused_or_repeats(monkeypatch):
+    """Asking one page past the end must not fail a day (an API may answer it 404 or 400), nor loop on an
+    API that ignores `page` and sends the same records without an id again and again."""
+    with SandboxServer(SandboxApp(make_world(scale=30), TOKEN)) as server:
+        views = server.app.views
+        history = views.history
+
+        def refused(q, **kw):
+            if q.get("page") != "1":
+                raise ApiProblem(404, "Page not found")
+            return history(q, **kw)
+
+        monkeypatch.setattr(views, "history", refused)
+        c = ZchatClient(TOKEN, ClientSettings(base_url=server.url))
+        assert len([r for page in c.history_pages(*WINDOW) for r in page]) == 30
+        monkeypatch.setattr(views, "history", lambda q, **kw: [{"created_at": "2026-11-18T10:00:00Z"}])
+        assert len([r for page in c.history_pages(*WINDOW) for r in page]) == 1

@@ -257,9 +257,14 @@ class ZchatClient:
         one more request per walk, the empty page.
         """
         seen: set[str] = set()
-        page, short, warned = 1, None, False
+        page, short, warned, previous = 1, None, False, None
         while True:
-            body = self.get(path, {**params, "limit": str(self.page_size), "page": str(page)})
+            try:
+                body = self.get(path, {**params, "limit": str(self.page_size), "page": str(page)})
+            except (ConfigError, BadRequestError):
+                if page == 1:
+                    raise
+                return  # an API that refuses a page past the end (404, 400) has ended the walk
             records = _data_list(body, path)
             self.stats.add(pages=1)
             fresh = []
@@ -270,8 +275,9 @@ class ZchatClient:
                 elif str(key) not in seen:
                     seen.add(str(key))
                     fresh.append(record)
-            if not fresh:
+            if not fresh or records == previous:  # the same page again: an API that ignores `page`
                 return
+            previous = records
             if short and not warned:
                 self._log.warning(f"{_label(path, {})}: {short} records came for limit={self.page_size}, and more "
                                   "after them: the API caps the page size; every page is read until an empty one.")
