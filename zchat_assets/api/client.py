@@ -373,7 +373,7 @@ class ZchatClient:
         if status == 200 and isinstance(body, dict) and body.get("success") is not False:
             return body
         label = _label(path, params)
-        api_error = self._clean(_error_text(body, content))
+        api_error = _error_text(body, content, self._clean)
         code = _status(status, body)
         how = f"HTTP {status}" if code == status else f"status {code} in the body of an HTTP {status}"
         if code in (401, 403):
@@ -452,11 +452,11 @@ def _decode(content: bytes):
         return None
 
 
-def _error_text(body, content: bytes) -> str:
+def _error_text(body, content: bytes, clean) -> str:
+    """The API's error text, cleaned of the token before a long body is cut (a cut token would escape it)."""
     if isinstance(body, dict):
-        return str(body.get("error") or body.get("message") or "")
-    text = content[:200].decode("utf-8", "replace").strip()
-    return " ".join(text.split())
+        return clean(str(body.get("error") or body.get("message") or ""))
+    return " ".join(clean(content.decode("utf-8", "replace")).split())[:200]
 
 
 def _data_list(body: dict, path: str) -> list[dict]:
