@@ -241,10 +241,8 @@ def run_doctor(args) -> int:
 
 def run_gaps(args) -> int:
     from . import gaps
-    from .lake import Lake
 
-    settings = account_settings(args.account, args.environ)
-    lake = Lake(settings.lake_uri, settings.name, settings.setting("lake_uri"))
+    lake = account_settings(args.account, args.environ).lake()
     days = [args.day] if args.day else gaps.days(lake)
     lines = [f"{day}  {protocol}  {gap}" for day in days for protocol, gap in gaps.recorded(lake, day).items()]
     print("\n".join(lines) if lines else f"No gaps recorded in {lake.uri(lake.root)}"

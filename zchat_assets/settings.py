@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from .api.redact import redact
 from .api.settings import DEFAULT_TOKEN_ENV, ClientSettings
+from .lake import Lake
 from . import schemas
 from .privacy import MODES, Privacy, PrivacyError
 
@@ -158,6 +159,10 @@ class AccountSettings(ClientSettings):
                            self.secret_variable("personal_data_key_env"))
         except PrivacyError as exc:
             raise SettingsError(str(exc)) from None
+
+    def lake(self) -> Lake:
+        """The account's lake, to read (a run writes through the ZchatLake resource, which claims it first)."""
+        return Lake(self.lake_uri, self.name, self.setting("lake_uri"))
 
     def setting(self, attribute: str) -> str:
         """Where an attribute's value was set, as errors name it: the unnamed account's ZCHAT_* variable,

@@ -16,7 +16,6 @@ from dagster import (AssetSelection, AutomationConditionSensorDefinition, Defaul
                      define_asset_job, schedule)
 
 from .. import open_days
-from ..lake import Lake
 from ..settings import DATASETS
 from .account import LOOKBACK_CRON, Account
 
@@ -50,9 +49,8 @@ def lookback_range(now, keys: list[str], lookback_days: int) -> tuple[str, str] 
 
 def still_open(account: Account, log) -> list[str]:
     """The account's days marked open in its lake (read only: nothing is claimed or written from here)."""
-    settings = account.settings
     try:
-        return open_days.open_days(Lake(settings.lake_uri, account.name, settings.setting("lake_uri")))
+        return open_days.open_days(account.settings.lake())
     except (OSError, ValueError) as exc:
         log.warning(f"Days with interactions still going on could not be read from the lake ({exc}): only the "
                     "look-back days are fetched again this time.")

@@ -14,7 +14,9 @@ CODE_VERSION = "2"
 PREVIEW = ["protocol_id", "created_at", "media", "current_state", "agent_name", "department_name"]
 
 
-def audit(writer, other: str, unlisted: set[str], extra: set[str]) -> dict:
+def audit(writer, other: str, seen: set, others: set[str] | None) -> dict:
+    """The day's checks; `others` are the protocols of the other history's published day (None: it has none)."""
+    unlisted, extra = (others - seen, seen - others - {None}) if others is not None else (set(), set())
     listed = ("" if not unlisted else f"{len(unlisted)} protocol(s) of {other} not listed here even when asked "
               f"again (deleted at the vendor since {other} was fetched?): {sorted(unlisted)[:5]}")
     more = f"{len(extra)} protocol(s) not in {other} yet, which its next run fetches: {sorted(extra)[:5]}" if extra else ""
@@ -63,9 +65,7 @@ def history_asset(account: Account, name: str, expanded: bool) -> AssetsDefiniti
                     seen.update(table.column("protocol_id").to_pylist())
                     writer.write(table)
 
-            with lake.replace_partition(name, day.key, schema,
-                                        lambda w: audit(w, other, others - seen if others else set(),
-                                                        seen - others - {None} if others else set())) as writer:
+            with lake.replace_partition(name, day.key, schema, lambda w: audit(w, other, seen, others)) as writer:
                 walk(writer)
                 if others and others - seen:
                     context.log.warning(f"{name} {day.key}: {len(others - seen)} protocol(s) of {other} were not "
