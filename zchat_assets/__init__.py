@@ -1,6 +1,6 @@
 """zchat-assets: the Zenvia Chat Data API as Dagster daily-partitioned assets in a Parquet lake."""
 
-from .component import ZchatAccount
+from .component import ZchatAccount, ZchatFleet
 
 __version__ = "0.1.0"
-__all__ = ["ZchatAccount"]
+__all__ = ["ZchatAccount", "ZchatFleet"]

@@ -1,4 +1,5 @@
-"""The `zchat_assets.ZchatAccount` component: one Zenvia Chat account per `defs.yaml`.
+"""The components: `zchat_assets.ZchatAccount`, one Zenvia Chat account per `defs.yaml`, and
+`zchat_assets.ZchatFleet`, many accounts in one.
 
 Dagster is shown only the attributes' names, defaults and docs: every value is then judged by
 `AccountSettings`' own rules, so that a mistake is our one sentence naming the file and the attribute
@@ -18,7 +19,8 @@ import dagster as dg
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from .assets import build_account_defs
+from .assets import build_account_defs, build_fleet_defs
+from .fleets import fleet_from_yaml
 from .settings import AccountSettings, from_yaml
 
 # What Dagster checks before we do: any value, under the names the settings model documents.
@@ -84,3 +86,33 @@ class ZchatAccount(dg.Component):
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         return build_account_defs(from_yaml(self.attributes, os.environ, self.source), os.environ)
+
+
+FLEET_ATTRIBUTES = create_model(
+    "ZchatFleetAttributes", __config__=ConfigDict(extra="allow"),
+    name=(Any, Field(default=None, description="Lower-case fleet name; assets are zchat/<name>/<dataset>.")),
+    accounts=(Any, Field(default=None, description="The accounts: a list of {name, token_env, and any attribute "
+                                                   "that differs for that account}.")),
+    accounts_file=(Any, Field(default=None, description="Or: a YAML file next to this one holding that list.")),
+    **{name: (Any, Field(default=None, description=f"Fleet-wide default: {field.description}"))
+       for name, field in AccountSettings.model_fields.items() if name != "name"})
+
+
+class ZchatFleet(dg.Component):
+    """Many Zenvia Chat accounts (an outsourcer's clients) behind ten assets `zchat/<fleet>/<dataset>`,
+    partitioned by account × day; every account attribute can be set fleet-wide, and per account."""
+
+    def __init__(self, attributes: dict, folder: Path):
+        self.attributes, self.folder = attributes, folder
+
+    @classmethod
+    def get_model_cls(cls) -> type[BaseModel]:
+        return FLEET_ATTRIBUTES
+
+    @classmethod
+    def load(cls, attributes: BaseModel | None, context: dg.ComponentLoadContext) -> ZchatFleet:
+        written = attributes.model_dump(exclude_unset=True) if attributes is not None else {}
+        return cls(written, Path(context.path))
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        return build_fleet_defs(fleet_from_yaml(self.attributes, source_of(self.folder), self.folder), os.environ)

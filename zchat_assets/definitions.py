@@ -1,11 +1,13 @@
 """The code location: every account defined under `zchat_assets/defs/`, loaded by Dagster's components."""
 
+import json
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
 
-from .resources import ZchatLake
+from .assets import LAKES
 from .settings import SettingsError
 
 
@@ -24,24 +26,34 @@ def defs() -> dg.Definitions:
         if cause is None:
             raise
         raise SettingsError(str(cause)) from None
-    check_lakes(accounts.resources or {})
+    check_lakes(accounts.metadata or {})
     # The steps wait on the network, not the CPU: one process per run avoids a process start per step.
     return dg.Definitions.merge(accounts, dg.Definitions(executor=dg.in_process_executor))
 
 
-def check_lakes(resources: dict) -> None:
-    """Named accounts may share a lake (each has its `account=` level); the unnamed one may not, since its
-    days sit directly under each dataset, where a glob over all accounts would read them as one more."""
+def check_lakes(metadata: Mapping) -> None:
+    """Named accounts and fleets may share a lake (each account has its `account=` level); the unnamed account
+    may not, since its days sit directly under each dataset, where a glob over all accounts would read them
+    as one more; and no account may be written by two definitions (a named account and a fleet's)."""
     def where(uri: str):
         return Path(uri).resolve() if "://" not in uri else uri
 
-    lakes = [r for r in resources.values() if isinstance(r, ZchatLake)]
-    unnamed = {where(r.uri) for r in lakes if r.account is None}
-    for lake in lakes:
-        if lake.account is not None and where(lake.uri) in unnamed:
+    writers: dict[tuple, str] = {}
+    for key, value in metadata.items():
+        if key.startswith(LAKES):
+            for account, uri in json.loads(value.value).items():
+                owner = key[len(LAKES):]
+                other = writers.setdefault((where(uri), account), owner)
+                if other != owner:
+                    raise SettingsError(f"Account {account} is defined twice, by {other} and {owner}, both writing "
+                                        f"to {uri}: keep it in one of them (a lake written by a named account carries "
+                                        "on under a fleet once the named account's folder is deleted).")
+    unnamed = {lake for lake, account in writers if account == ""}
+    for (lake, account), owner in writers.items():
+        if account and lake in unnamed:
             raise SettingsError(
-                f"The unnamed account (zchat_assets/defs/default) and account {lake.account} both write to "
-                f"{lake.uri}: give one of them another lake_uri, or remove the unnamed account once every account "
+                f"The unnamed account (zchat_assets/defs/default) and account {account} ({owner}) both write to "
+                f"{lake}: give one of them another lake_uri, or remove the unnamed account once every account "
                 "has a name.")
 
 

@@ -27,6 +27,24 @@ def mark(lake: Lake, day: str, unfinished: int) -> None:
         lake.discard(path)
 
 
-def open_days(lake: Lake) -> list[str]:
-    """The days marked as having unfinished interactions, oldest first."""
-    return [day for day in lake.days(FOLDER) if lake.read_json(f"{lake.relative(FOLDER, day)}/{FILE}")]
+
+
+def open_days_by_account(lakes: list[Lake]) -> dict[str | None, list[str]]:
+    """The marked days of many accounts, by account, with one listing per lake root (a fleet's accounts
+    usually share one): a marker's presence is what counts, as `mark` removes it once the day has closed."""
+    wanted: dict[tuple, set] = {}
+    for lake in lakes:
+        wanted.setdefault((lake.fs, lake.root), set()).add(lake.account)
+    found: dict[str | None, list[str]] = {}
+    for (fs, root), accounts in wanted.items():
+        try:
+            paths = fs.find(f"{root}/{FOLDER}")
+        except FileNotFoundError:
+            continue
+        for path in sorted(paths):
+            parts = path[len(root) + len(FOLDER) + 2:].split("/")
+            account = parts[0][len("account="):] if parts[0].startswith("account=") else None
+            day = parts[-2][len("date="):] if len(parts) >= 2 and parts[-2].startswith("date=") else None
+            if parts[-1] == FILE and day and account in accounts:
+                found.setdefault(account, []).append(day)
+    return found

@@ -19,7 +19,8 @@ INSTANCE = dg.DagsterInstance.ephemeral()
 
 def evaluate(name: str, when: datetime):
     schedule = DEFS.get_repository_def().get_schedule_def(name)
-    return schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=when))
+    return schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=when,
+                                                            repository_def=DEFS.get_repository_def()))
 
 
 def test_daily_schedule_targets_yesterday_in_the_account_time_zone():

@@ -14,9 +14,12 @@ import yaml
 
 from zchat_assets import definitions
 from zchat_assets.api.errors import missing_token
-from zchat_assets.assets import build_account_defs
+from zchat_assets.assets import build_account_defs, build_fleet_defs
 from zchat_assets.component import scaffold_yaml
+from zchat_assets.fleets import fleet_from_yaml
 from zchat_assets.settings import DEFAULT_LAKE, SHARED_LAKE, AccountSettings, SettingsError, from_environment, named
+
+from .conftest import START
 
 ROOT = Path(__file__).parents[1]
 DATASETS = ("report_by_period", "report_by_agent", "report_by_department", "report_by_channel", "report_by_tag",
@@ -158,20 +161,43 @@ def test_the_code_location_shows_the_sentence_not_a_component_tree():
         "ZCHAT_TIMEZONE 'Mars/Olympus' is not an IANA time zone: use a name such as America/Sao_Paulo.")
 
 
+def lake_writers(*defs: dg.Definitions) -> dict:
+    return dg.Definitions.merge(*defs).metadata
+
+
 def test_the_unnamed_account_may_not_share_a_lake_with_a_named_one(tmp_path):
     lake = str(tmp_path)
     unnamed = build_account_defs(from_environment({"ZCHAT_LAKE_URI": lake}), {})
     acme = build_account_defs(named({"name": "acme", "lake_uri": lake}), {})
     globex = build_account_defs(named({"name": "globex", "lake_uri": lake}), {})
-    definitions.check_lakes({**acme.resources, **globex.resources})  # named accounts share a lake fine
-    with pytest.raises(SettingsError, match="The unnamed account .* and account acme both write to"):
-        definitions.check_lakes({**unnamed.resources, **acme.resources})
+    definitions.check_lakes(lake_writers(acme, globex))  # named accounts share a lake fine
+    with pytest.raises(SettingsError, match="The unnamed account .* and account acme .* both write to"):
+        definitions.check_lakes(lake_writers(unnamed, acme))
+
+
+def fleet_defs(lake: str, *accounts: str) -> dg.Definitions:
+    fleet = fleet_from_yaml({"name": "bpo", "lake_uri": lake, "start_date": START,
+                             "accounts": [{"name": a, "token_env": f"{a.upper()}_TOKEN"} for a in accounts]},
+                            "defs/bpo/defs.yaml", Path("."))
+    return build_fleet_defs(fleet, {})
+
+
+def test_a_fleet_shares_a_lake_with_named_accounts_but_no_account_is_written_twice(tmp_path):
+    lake = str(tmp_path)
+    acme = build_account_defs(named({"name": "acme", "lake_uri": lake}), {})
+    definitions.check_lakes(lake_writers(acme, fleet_defs(lake, "globex", "initech")))
+    definitions.check_lakes(lake_writers(acme, fleet_defs(str(tmp_path / "other"), "acme")))  # another lake
+    with pytest.raises(SettingsError, match="Account acme is defined twice, by account acme and fleet bpo"):
+        definitions.check_lakes(lake_writers(acme, fleet_defs(lake, "globex", "acme")))
+    with pytest.raises(SettingsError, match="The unnamed account .* and account globex \\(fleet bpo\\)"):
+        definitions.check_lakes(lake_writers(build_account_defs(from_environment({"ZCHAT_LAKE_URI": lake}), {}),
+                                             fleet_defs(lake, "globex")))
 
 
 def test_no_default_points_two_accounts_at_one_folder():
     unnamed, acme = from_environment({}), named({"name": "acme"})
     assert (unnamed.lake_uri, acme.lake_uri) == (DEFAULT_LAKE, SHARED_LAKE)
-    definitions.check_lakes({**build_account_defs(unnamed, {}).resources, **build_account_defs(acme, {}).resources})
+    definitions.check_lakes(lake_writers(build_account_defs(unnamed, {}), build_account_defs(acme, {})))
     assert "lake_uri" not in acme.model_fields_set  # still refused, unset, outside a local instance
 
 

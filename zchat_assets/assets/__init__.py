@@ -1,14 +1,17 @@
 """One account's Dagster definitions: assets, checks, jobs, schedules, sensors and resources."""
 
+import json
 from collections.abc import Mapping
 
 from dagster import Definitions
 
+from ..fleets import FleetSettings
 from ..settings import AccountSettings
-from .account import Account
+from .account import Account, Shape
 from .automation import automation_sensor, jobs, schedules
 from .checks import cross_checks
 from .conversations import conversations_asset
+from .fleet import Fleet
 from .history import history_assets
 from .messages import messages_asset
 from .ongoing import ongoing_spec
@@ -19,24 +22,47 @@ from .sensors import ongoing_sensor
 def build_account_defs(settings: AccountSettings, environ: Mapping[str, str]) -> Definitions:
     """Everything of one account; `environ` is only asked whether the token is set and the hashing secret valid."""
     account = Account(settings)
-    assets = [*report_assets(account), *history_assets(account)]
-    if account.has("messages"):
-        assets.append(messages_asset(account))
-    if account.has("conversations"):
-        assets.append(conversations_asset(account))
-    daily_job, refresh_job = jobs(account)
+    return build_defs(account, account.resources(environ))
+
+
+def build_fleet_defs(settings: FleetSettings, environ: Mapping[str, str]) -> Definitions:
+    """Everything of a fleet: as many definitions for a thousand accounts as for one."""
+    fleet = Fleet(settings)
+    fleet.check(environ)
+    return build_defs(fleet, {})
+
+
+def build_defs(shape: Shape, resources: dict) -> Definitions:
+    assets = [*report_assets(shape), *history_assets(shape)]
+    if shape.has("messages"):
+        assets.append(messages_asset(shape))
+    if shape.has("conversations"):
+        assets.append(conversations_asset(shape))
+    daily_job, refresh_job = jobs(shape)
     sensors = []
-    if account.has("ongoing"):
-        assets.append(ongoing_spec(account))
-        sensors.append(ongoing_sensor(account, refresh_job))
+    if shape.has("ongoing"):
+        assets.append(ongoing_spec(shape))
+        sensors.append(ongoing_sensor(shape, refresh_job))
     if daily_job is not None:
-        sensors.append(automation_sensor(account))
+        sensors.append(automation_sensor(shape))
     return Definitions(
-        assets=assets, asset_checks=cross_checks(account),
+        assets=assets, asset_checks=cross_checks(shape),
         jobs=[j for j in (daily_job, refresh_job) if j is not None],
-        schedules=schedules(account, daily_job) if daily_job is not None else [],
-        sensors=sensors, resources=account.resources(environ),
+        schedules=schedules(shape, daily_job) if daily_job is not None else [],
+        sensors=sensors, resources=resources, metadata={lakes_key(shape): lakes(shape)},
     )
 
 
-__all__ = ["Account", "build_account_defs"]
+LAKES = "zchat/lakes/"  # the definitions' metadata says which accounts write which lakes
+
+
+def lakes_key(shape: Shape) -> str:
+    return f"{LAKES}{'fleet ' if shape.fleet else 'account '}{shape.name or '(unnamed)'}"
+
+
+def lakes(shape: Shape) -> str:
+    """The lakes the shape's accounts write, for the code location's check that no two writers share a part."""
+    return json.dumps({m.name or "": m.settings.lake_uri for m in shape.members})
+
+
+__all__ = ["Account", "Fleet", "build_account_defs", "build_fleet_defs"]

@@ -1,9 +1,13 @@
-"""How one account appears in Dagster: asset keys, groups, resource keys, pool and names, partitions.
+"""How an account appears in Dagster (keys, groups, pool, partitions, automation) and how a step works on it.
+
+Two shapes share this: an `Account` (the unnamed one or a named one) and a `Fleet` (`fleet.py`), many
+accounts behind ten assets. What a step does for a day is the same for both: it works on a `Member`,
+one account with its settings, API client and lake.
 
 The unnamed account (the single-account setup) keeps the keys and names zchat-assets always had
 (`zchat/history`, `daily_job`, resources `zchat_api` and `zchat_lake`); a named account `acme` gets
 `zchat/acme/history`, `acme_daily_job`, `zchat_api_acme`, one group `acme` and a pool of its own, so
-several accounts live side by side in one code location and never share a budget.
+several accounts live side by side in one code location.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from dagster import (AssetExecutionContext, AssetKey, AutomationCondition, BackfillPolicy, DagsterInstance,
-                     EnvVar, Failure, FreshnessPolicy)
+                     EnvVar, Failure, FreshnessPolicy, PartitionsDefinition)
 from dagster._core.storage.runs import InMemoryRunStorage, SqliteRunStorage
 
 from ..api import ZchatClient
@@ -33,46 +37,107 @@ NIGHTLY_CRON = "0 1 * * *"  # yesterday, every night
 LOOKBACK_CRON = "30 4 * * *"  # the look-back days, later the same night
 
 
-class Account:
-    def __init__(self, settings: AccountSettings):
-        self.settings = settings
-        self.name = settings.name
-        self.partitions = AccountDays(start_date=settings.start_date, timezone=settings.timezone)
-        self.api_key = self._suffixed("zchat_api")
-        self.lake_key = self._suffixed("zchat_lake")
-        self.pool = self.api_key
+class Member:
+    """One account as a step works on it: its settings, its API client and lake, and how Dagster names
+    its days. Where the resources come from is the shape's business (`api`, `lake_resource`)."""
+
+    def __init__(self, settings: AccountSettings, pool: str):
+        self.settings, self.name, self.pool = settings, settings.name, pool
+
+    def api(self, context) -> ZchatApi:
+        raise NotImplementedError
+
+    def lake_resource(self, context) -> ZchatLake:
+        raise NotImplementedError
+
+    def partition(self, day: str) -> str:
+        """The Dagster partition key of one of the account's days."""
+        return day
+
+    def open_client(self, context, share: float | None = None) -> ZchatClient:
+        """A client of the account's API holding `share` of its rate limit; by default an API step's
+        share: what the sensor leaves, split over the pool's slots, so that all the steps that can run
+        at once, in any run on any machine, stay within the account's budget together."""
+        if share is None:
+            share = (1 - SENSOR_SHARE) / pool_slots(context.instance, self.pool)
+        return self.api(context).open_client(context.log, share)
+
+    def lake(self, context) -> Lake:
+        """The account's lake, probed and claimed first so that a bad URI or another origin's lake fails
+        before any API request."""
+        return self.lake_resource(context).open(is_local(context.instance))
+
+    def privacy(self, context) -> Privacy:
+        return self.lake_resource(context).privacy()
+
+
+class Shape:
+    """What Dagster sees of an account or a fleet: asset keys, groups, the pool, partitions, automation.
+    `settings` holds what is the same for every account behind the assets (time zone, datasets, look-back)."""
+
+    backfill_policy: BackfillPolicy = BACKFILL_POLICY
+    fleet = False
+    members: list[Member]
+
+    def __init__(self, name: str | None, settings: AccountSettings, partitions: PartitionsDefinition,
+                 days: AccountDays):
+        """`partitions` are the assets' own; `days` the calendar days among them."""
+        self.name, self.settings, self.partitions, self.days = name, settings, partitions, days
+        self.pool = self._suffixed("zchat_api")
 
     def _suffixed(self, base: str) -> str:
         return f"{base}_{self.name}" if self.name else base
 
     def named(self, base: str) -> str:
-        """A job, schedule or sensor name of this account."""
+        """A job, schedule or sensor name."""
         return f"{self.name}_{base}" if self.name else base
 
     def key(self, dataset: str) -> AssetKey:
         return AssetKey(["zchat", self.name, dataset] if self.name else ["zchat", dataset])
 
     def group(self, family: str) -> str:
-        """One group per named account; the unnamed account keeps its groups by family."""
+        """One group per account or fleet; the unnamed account keeps its groups by family."""
         return self.name or family
 
     def has(self, dataset: str) -> bool:
         return dataset in self.settings.datasets
 
+    def resource_keys(self, calls_api: bool) -> set[str]:
+        return set()
+
+    def run_tags(self, member: Member) -> dict[str, str]:
+        """Tags of the runs the schedules and sensors launch for an account."""
+        return {}
+
+    def ongoing_partition(self, member: Member) -> str | None:
+        return None
+
+    def recent_days(self, member: Member, now) -> list[str]:
+        """The last month of the account's days: those an ongoing interaction that ended may belong to."""
+        return [d for d in self.days.get_partition_keys(current_time=now)[-31:] if d >= member.settings.start_date]
+
+    def split(self, keys: list[str]) -> list[tuple[Member, list[str]]]:
+        """Partition keys, account by account, as the days of each."""
+        raise NotImplementedError
+
+    def work(self, context: AssetExecutionContext) -> list[tuple[Member, list[Day]]]:
+        """The run's days, account by account, as the API asks for them."""
+        return [(member, [day_window(day, self.settings.timezone) for day in days])
+                for member, days in self.split(context.partition_keys)]
+
     def asset_args(self, dataset: str, family: str, *, calls_api: bool = True) -> dict:
-        """What every daily asset of the account has in common, for `@asset`."""
+        """What every daily asset has in common, for `@asset`."""
         return dict(
             key=self.key(dataset), group_name=self.group(family), partitions_def=self.partitions,
-            backfill_policy=BACKFILL_POLICY, freshness_policy=self.freshness,
+            backfill_policy=self.backfill_policy, freshness_policy=self.freshness,
             kinds={"api", "parquet"} if calls_api else {"parquet"},
-            pool=self.pool if calls_api else None,
-            required_resource_keys={self.api_key, self.lake_key} if calls_api else {self.lake_key},
+            pool=self.pool if calls_api else None, required_resource_keys=self.resource_keys(calls_api),
             automation_condition=self.api_condition() if calls_api else self.downstream_condition(),
         )
 
     def api_condition(self) -> AutomationCondition:
-        """Yesterday after 01:00, and the look-back days before it after 04:30, in the account's time zone:
-        interactions created on a day often end days later."""
+        """Yesterday after 01:00, and the look-back days before it after 04:30, in the time zone of the
+        days: interactions created on a day often end days later."""
         tz = self.settings.timezone
         lookback = (AutomationCondition.in_latest_time_window(timedelta(days=self.settings.lookback_days + 1))
                     & ~AutomationCondition.in_latest_time_window()
@@ -90,53 +155,77 @@ class Account:
 
     @property
     def freshness(self) -> FreshnessPolicy:
-        """Yesterday is expected by 06:00 in the account's time zone (the nightly run starts at 01:00)."""
+        """Yesterday is expected by 06:00 in the time zone of the days (the nightly run starts at 01:00)."""
         return FreshnessPolicy.cron(deadline_cron="0 6 * * *", lower_bound_delta=timedelta(hours=6),
                                     timezone=self.settings.timezone)
 
+
+class ResourceMember(Member):
+    """An account whose API and lake are resources of the code location, under its own keys."""
+
+    def __init__(self, settings: AccountSettings, pool: str, api_key: str, lake_key: str):
+        super().__init__(settings, pool)
+        self.api_key, self.lake_key = api_key, lake_key
+
+    def api(self, context) -> ZchatApi:
+        return getattr(context.resources, self.api_key)
+
+    def lake_resource(self, context) -> ZchatLake:
+        return getattr(context.resources, self.lake_key)
+
+
+class Account(Shape):
+    """One account: the unnamed one or a named one, with its own resources and pool."""
+
+    def __init__(self, settings: AccountSettings):
+        days = AccountDays(start_date=settings.start_date, timezone=settings.timezone)
+        super().__init__(settings.name, settings, days, days)
+        self.api_key = self._suffixed("zchat_api")
+        self.lake_key = self._suffixed("zchat_lake")
+        self.member = ResourceMember(settings, self.pool, self.api_key, self.lake_key)
+        self.members = [self.member]
+
+    def resource_keys(self, calls_api: bool) -> set[str]:
+        return {self.api_key, self.lake_key} if calls_api else {self.lake_key}
+
     def resources(self, environ: Mapping[str, str]) -> dict:
-        """The account's resources; secrets go in as `EnvVar`s, so only their names reach the UI. An unset
-        token is left out: the run then fails in our sentence (see `ZchatApi`), not in Dagster's."""
-        settings = self.settings
-        settings.check_secret_names(environ)  # a token pasted into token_env stops the load, never echoed
-        settings.privacy(environ)  # a missing or short hashing secret stops the load, in one sentence
-        client = {name: getattr(settings, name) for name in ClientSettings.model_fields}
-        key_env, token_env = settings.personal_data_key_env, settings.token_env
-        return {
-            self.api_key: ZchatApi(token=EnvVar(token_env) if environ.get(token_env) else None,
-                                   token_variable=settings.secret_variable("token_env"), **client),
-            self.lake_key: ZchatLake(uri=settings.lake_uri, account=self.name, uri_setting=settings.setting("lake_uri"),
-                                     uri_is_default="lake_uri" not in settings.model_fields_set,
-                                     host=urlsplit(settings.base_url).hostname, timezone=settings.timezone,
-                                     personal_data=settings.personal_data,
-                                     personal_data_key_variable=settings.secret_variable("personal_data_key_env"),
-                                     personal_data_key=EnvVar(key_env) if environ.get(key_env) else None),
-        }
+        api, lake = account_resources(self.settings, environ, EnvVar)
+        return {self.api_key: api, self.lake_key: lake}
 
-    def open_client(self, context, share: float | None = None) -> ZchatClient:
-        """A client of the account's API holding `share` of its rate limit; by default an API step's
-        share: what the sensor leaves, split over the pool's slots, so that all the steps that can run
-        at once, in any run on any machine, stay within the account's budget together."""
-        if share is None:
-            share = (1 - SENSOR_SHARE) / pool_slots(context.instance, self.pool)
-        return getattr(context.resources, self.api_key).open_client(context.log, share)
+    def split(self, keys: list[str]) -> list[tuple[Member, list[str]]]:
+        return [(self.member, list(keys))] if keys else []
 
-    def lake(self, context) -> Lake:
-        """The account's lake, probed and claimed first so that a bad URI or another origin's lake fails
-        before any API request."""
-        return getattr(context.resources, self.lake_key).open(is_local(context.instance))
-
-    def privacy(self, context) -> Privacy:
-        return getattr(context.resources, self.lake_key).privacy()
-
-    def days(self, context: AssetExecutionContext) -> list[Day]:
-        """The run's days. A run can name days that are no longer partitions (re-executed after the start
-        date moved): then our sentence, not the invariant Dagster would fail with."""
+    def work(self, context: AssetExecutionContext) -> list[tuple[Member, list[Day]]]:
+        """A run can name days that are no longer partitions (re-executed after the start date moved): then
+        our sentence, not the invariant Dagster would fail with."""
         asked = context.partition_key_range
         for key in (asked.start, asked.end):
             if not self.partitions.has_partition_key(key):
                 raise Failure(self.partitions.outside(key), allow_retries=False)
-        return [day_window(key, self.settings.timezone) for key in context.partition_keys]
+        return super().work(context)
+
+
+def account_resources(settings: AccountSettings, environ: Mapping[str, str], secret=None) -> tuple[ZchatApi, ZchatLake]:
+    """An account's API and lake resources. Secrets go in through `secret` (`EnvVar`, so that only their
+    names reach the UI) or, without it, as the values `environ` holds. An unset token is left out: the
+    run then fails in our sentence (see `ZchatApi`), not in Dagster's."""
+    settings.check_secret_names(environ)  # a token pasted into token_env stops the load, never echoed
+    settings.privacy(environ)  # a missing or short hashing secret stops the load, in one sentence
+
+    def value(variable: str):
+        if not environ.get(variable):
+            return None
+        return secret(variable) if secret else environ[variable]
+
+    client = {name: getattr(settings, name) for name in ClientSettings.model_fields}
+    api = ZchatApi(token=value(settings.token_env), token_variable=settings.secret_variable("token_env"), **client)
+    lake = ZchatLake(uri=settings.lake_uri, account=settings.name, uri_setting=settings.setting("lake_uri"),
+                     uri_is_default="lake_uri" not in settings.model_fields_set,
+                     host=urlsplit(settings.base_url).hostname, timezone=settings.timezone,
+                     personal_data=settings.personal_data,
+                     personal_data_key_variable=settings.secret_variable("personal_data_key_env"),
+                     personal_data_key=value(settings.personal_data_key_env))
+    return api, lake
 
 
 def pool_slots(instance: DagsterInstance, pool: str) -> int:

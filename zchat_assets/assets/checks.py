@@ -3,10 +3,10 @@
 from dagster import (AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetChecksDefinition,
                      PartitionKeyRange, asset_check)
 
-from .account import Account
+from .account import Shape
 
 
-def run_partition_keys(context: AssetCheckExecutionContext, account: Account) -> list[str]:
+def run_partition_keys(context: AssetCheckExecutionContext, account: Shape) -> list[str]:
     tags = context.run.tags
     if "dagster/partition" in tags:
         return [tags["dagster/partition"]]
@@ -16,24 +16,25 @@ def run_partition_keys(context: AssetCheckExecutionContext, account: Account) ->
     return []
 
 
-def report_matches_history(account: Account) -> AssetChecksDefinition:
+def report_matches_history(account: Shape) -> AssetChecksDefinition:
     @asset_check(asset=account.key("report_by_period"), name="report_matches_history",
                  additional_deps=[account.key("history")],
-                 required_resource_keys={account.lake_key},
+                 required_resource_keys=account.resource_keys(calls_api=False),
                  description="The report's received + made equals the number of interactions in history, per day.")
     def check(context: AssetCheckExecutionContext) -> AssetCheckResult:
-        lake = account.lake(context)
         compared, differences = [], []
-        for day in run_partition_keys(context, account):
-            if not (lake.exists("report_by_period", day) and lake.exists("history", day)):
-                continue
-            report = lake.read("report_by_period", day, columns=["is_total", "received", "made"]).to_pylist()
-            total = next((r for r in report if r["is_total"]), None)
-            in_report = (total["received"] or 0) + (total["made"] or 0) if total else 0
-            in_history = lake.read("history", day, columns=["protocol_id"]).num_rows
-            compared.append(day)
-            if in_report != in_history:
-                differences.append(f"{day}: report {in_report}, history {in_history}")
+        for member, days in account.split(run_partition_keys(context, account)):
+            lake = member.lake(context)
+            for day in days:
+                if not (lake.exists("report_by_period", day) and lake.exists("history", day)):
+                    continue
+                report = lake.read("report_by_period", day, columns=["is_total", "received", "made"]).to_pylist()
+                total = next((r for r in report if r["is_total"]), None)
+                in_report = (total["received"] or 0) + (total["made"] or 0) if total else 0
+                in_history = lake.read("history", day, columns=["protocol_id"]).num_rows
+                compared.append(member.partition(day))
+                if in_report != in_history:
+                    differences.append(f"{member.partition(day)}: report {in_report}, history {in_history}")
         return AssetCheckResult(
             passed=not differences, severity=AssetCheckSeverity.WARN,
             metadata={"days_compared": len(compared), "differences": "\n".join(differences) or "none"},
@@ -42,5 +43,5 @@ def report_matches_history(account: Account) -> AssetChecksDefinition:
     return check
 
 
-def cross_checks(account: Account) -> list[AssetChecksDefinition]:
+def cross_checks(account: Shape) -> list[AssetChecksDefinition]:
     return [report_matches_history(account)] if account.has("report_by_period") and account.has("history") else []

@@ -10,8 +10,8 @@ from ..day_messages import BUILT_FROM, fingerprint
 from ..lake import Lake
 from ..quality import unique_ids
 from ..schemas import CONVERSATION_FIGURES, MESSAGE_ITEM, dataset_schema
-from .account import Account
-from .days import DayOutcome, run_days
+from .account import Shape
+from .days import DayOutcome, lake_days
 from .metadata import partition_metadata
 
 CODE_VERSION = "1"
@@ -73,7 +73,7 @@ def matching_inputs(lake: Lake, day: str, expanded: pa.Table) -> None:
                       f"day was rejected); materialize messages for {day}, then conversations.", allow_retries=False)
 
 
-def conversations_asset(account: Account) -> AssetsDefinition:
+def conversations_asset(account: Shape) -> AssetsDefinition:
     key = account.key("conversations")
 
     @asset(
@@ -84,9 +84,7 @@ def conversations_asset(account: Account) -> AssetsDefinition:
         check_specs=[AssetCheckSpec("protocol_id_unique", asset=key, blocking=True, description="One row per protocol.")],
     )
     def conversations(context: AssetExecutionContext):
-        lake = account.lake(context)
-
-        def produce(day) -> DayOutcome:
+        def produce(member, day, lake) -> DayOutcome:
             expanded = lake.read("history_expanded", day.key, schema=dataset_schema("history_expanded"))
             matching_inputs(lake, day.key, expanded)
             table = join(expanded, lake.read("messages", day.key, schema=dataset_schema("messages")))
@@ -94,6 +92,6 @@ def conversations_asset(account: Account) -> AssetsDefinition:
             written = lake.write_partition("conversations", day.key, table, audit=lambda writer: checks)
             return DayOutcome(partition_metadata("conversations", written, table, PREVIEW), checks)
 
-        yield from run_days(context, account, produce)
+        yield from lake_days(context, account, produce)
 
     return conversations

@@ -1,13 +1,14 @@
 """How every daily asset runs: one `produce(day)` per partition of the run, then the right events.
 
-A run may cover one day (a schedule, a click) or a range (a backfill under the single-run policy).
+A run may cover one day (a schedule, a click) or a range (a backfill), of one account or, in a fleet,
+of several.
 Dagster records a ranged run's `MaterializeResult` once for every day of the range, and downstream
 steps need that result; so for ranges the asset yields a short text-only result first and then one
 `AssetMaterialization` per day with that day's own figures, which makes each day's latest event the
 right one and keeps the plots free of summary points. If a day fails, the days already written
 are still recorded before the error propagates.
 
-`api_days` is the same for assets that call the API: it opens the account's lake (probed before any
+`api_days` is the same for assets that call the API: it opens each account's lake (probed before any
 request) and client, and adds each day's request figures to that day's metadata.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from dagster import (AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, AssetMaterialization, Failure,
@@ -25,7 +27,7 @@ from ..schemas import SchemaError
 from ..lake import STAGING, STALE_STAGING_SECONDS, DayRejected, Lake, LakeError
 from .. import message_cache
 from ..quality import Check
-from .account import Account
+from .account import Member, Shape
 from .metadata import ApiMeter
 from .partitions import Day
 
@@ -42,88 +44,124 @@ class DayOutcome:
     checks: dict[str, Check] = field(default_factory=dict)
 
 
-def api_days(context: AssetExecutionContext, account: Account,
-             produce: Callable[[Day, ZchatClient, Lake], DayOutcome]) -> Iterator:
-    lake = account.lake(context)
-    housekeeping(context, account, lake)
-    with account.open_client(context) as client:
-        meter = ApiMeter(client)
+def api_days(context: AssetExecutionContext, shape: Shape,
+             produce: Callable[[Member, Day, ZchatClient, Lake], DayOutcome]) -> Iterator:
+    """`run_days` for assets that call the API: each account's lake (probed before any request) and client
+    are opened once for its days, and each day's request figures join its metadata."""
 
-        def metered(day: Day) -> DayOutcome:
-            meter.start()
-            outcome = produce(day, client, lake)
-            outcome.metadata.update(meter.figures())
-            return outcome
+    @contextmanager
+    def session(member: Member):
+        lake = member.lake(context)
+        housekeeping(context, member, lake)
+        with member.open_client(context) as client:
+            meter = ApiMeter(client)
 
-        yield from run_days(context, account, metered)
+            def metered(day: Day) -> DayOutcome:
+                meter.start()
+                outcome = produce(member, day, client, lake)
+                outcome.metadata.update(meter.figures())
+                return outcome
+
+            yield metered
+
+    yield from run_days(context, shape, session)
 
 
-def housekeeping(context: AssetExecutionContext, account: Account, lake: Lake) -> None:
+def lake_days(context: AssetExecutionContext, shape: Shape, produce: Callable[[Member, Day, Lake], DayOutcome]):
+    """`run_days` for assets built from the lake alone."""
+
+    @contextmanager
+    def session(member: Member):
+        lake = member.lake(context)
+        yield lambda day: produce(member, day, lake)
+
+    yield from run_days(context, shape, session)
+
+
+def housekeeping(context: AssetExecutionContext, member: Member, lake: Lake) -> None:
     """Staging files of killed runs, and message-cache chunks past the account's retention, by age."""
     staged = lake.sweep(STAGING, STALE_STAGING_SECONDS)
-    cached = message_cache.expire(lake, account.settings.cache_retention_days)
+    cached = message_cache.expire(lake, member.settings.cache_retention_days)
     if staged or cached:
         context.log.info(f"Housekeeping: deleted {staged} stale staging file(s) and {cached} message-cache chunk(s).")
 
 
-def run_days(context: AssetExecutionContext, account: Account, produce: Callable[[Day], DayOutcome]) -> Iterator:
-    days = account.days(context)
-    done: list[tuple[Day, DayOutcome]] = []
-    rejected: list[tuple[Day, DayRejected]] = []
-    failed: list[tuple[Day, Exception]] = []
+def run_days(context: AssetExecutionContext, shape: Shape, session) -> Iterator:
+    """Every day of the run, account by account: `session(member)` opens what an account's days need and
+    gives the function that produces one day. What stops an account (a rejected token, a wrong URL, an
+    unwritable lake) stops the run when it is the run's only account; in a run of several accounts it fails
+    that account's days and the others go on."""
+    work = shape.work(context)
+    several = sum(len(days) for _, days in work) > 1
+    done: list[tuple[str, DayOutcome]] = []  # by partition key
+    rejected: list[tuple[str, DayRejected]] = []
+    failed: list[tuple[str, Exception]] = []
+    label = context.asset_key.to_user_string()
     try:
-        for day in days:
-            started = time.monotonic()
+        for member, days in work:
+            at = 0  # the day being produced: where the account's trouble starts, if it comes
             try:
-                outcome = produce(day)
-            except DayRejected as rejection:  # not published; the other days of the run go on
-                context.log.error(str(rejection))
-                rejected.append((day, rejection))
-                continue
-            except DAY_FAULTS as exc:  # this day's trouble (an outage that outlasted the retries, a bad value)
-                if len(days) == 1:
+                with session(member) as produce:
+                    for at, day in enumerate(days):
+                        key = member.partition(day.key)
+                        started = time.monotonic()
+                        try:
+                            outcome = produce(day)
+                        except DayRejected as rejection:  # not published; the other days of the run go on
+                            context.log.error(str(rejection))
+                            rejected.append((key, rejection))
+                            continue
+                        except DAY_FAULTS as exc:  # this day's trouble (an outage past the retries, a bad value)
+                            if not several:
+                                raise
+                            context.log.error(f"{label} {key} failed: {exc}")
+                            failed.append((key, exc))
+                            continue
+                        outcome.metadata["seconds"] = round(time.monotonic() - started, 3)
+                        done.append((key, outcome))
+            except Exception as exc:
+                if len(work) == 1:
                     raise
-                context.log.error(f"{context.asset_key.to_user_string()} {day.key} failed: {exc}")
-                failed.append((day, exc))
-                continue
-            outcome.metadata["seconds"] = round(time.monotonic() - started, 3)
-            done.append((day, outcome))
+                # This account's trouble only (its token, its lake): its days fail, the other accounts go on.
+                context.log.error(f"{label}: account {member.name} failed ({exc}); its {len(days) - at} day(s) "
+                                  f"from {days[at].key} are not published, the other accounts go on.")
+                failed.extend((member.partition(d.key), exc) for d in days[at:])
     except Exception:  # what no day can get past (a rejected token, a wrong URL): the days done stay recorded
-        if len(days) > 1:
-            for day, outcome in done:
-                context.log_event(AssetMaterialization(context.asset_key, partition=day.key, metadata=outcome.metadata))
+        if several:
+            for key, outcome in done:
+                context.log_event(AssetMaterialization(context.asset_key, partition=key, metadata=outcome.metadata))
         raise
-    audited = [*done, *((day, DayOutcome({}, r.checks)) for day, r in rejected)]
+    audited = [*done, *((key, DayOutcome({}, r.checks)) for key, r in rejected)]
     missing = rejected or failed
-    if len(days) == 1 and done:
+    if not several and done:
         yield MaterializeResult(metadata=done[0][1].metadata)
-    elif len(days) > 1 and done and not missing:
+    elif several and done and not missing:
         # Dagster records this result once for every day of the range, before each day's own event (so not
         # when a day is missing: it would show as materialized); it holds text only, so that it never adds a
         # point to the per-day plots.
-        yield MaterializeResult(metadata={"run": f"{len(done)} days, {done[0][0].key} to {done[-1][0].key}; "
+        yield MaterializeResult(metadata={"run": f"{len(done)} days, {done[0][0]} to {done[-1][0]}; "
                                                  "each day's own figures follow in its next event"})
     # Checks before the per-day events: Dagster compares a check's data version with the latest event.
     yield from _check_results(audited)
-    if len(days) > 1:
-        for day, outcome in done:
-            yield AssetMaterialization(context.asset_key, partition=day.key, metadata=outcome.metadata)
+    if several:
+        for key, outcome in done:
+            yield AssetMaterialization(context.asset_key, partition=key, metadata=outcome.metadata)
     if missing:
-        first = str(rejected[0][1]) if rejected else f"{failed[0][0].key} failed: {failed[0][1]}"
+        first = str(rejected[0][1]) if rejected else f"{failed[0][0]} failed: {failed[0][1]}"
         others = len(rejected) + len(failed) - 1
         more = f" ({others} more day(s) not published: see the log)" if others else ""
-        metadata = {"rejected_days": ", ".join(d.key for d, _ in rejected),
-                    "failed_days": ", ".join(d.key for d, _ in failed)}
+        metadata = {"rejected_days": ", ".join(key for key, _ in rejected),
+                    "failed_days": ", ".join(key for key, _ in failed)}
         if rejected:
             metadata["quarantine"] = rejected[0][1].quarantine
         raise Failure(description=first.rstrip(".") + more + ".", metadata=metadata)
 
 
-def _check_results(done: list[tuple[Day, DayOutcome]]) -> Iterator[AssetCheckResult]:
+def _check_results(done: list[tuple[str, DayOutcome]]) -> Iterator[AssetCheckResult]:
     """One result per check over the run's days; a failure is an error if it kept a day unpublished."""
     names = {name for _, outcome in done for name in outcome.checks}
     for name in sorted(names):
-        failed = [(day.key, o.checks[name].detail) for day, o in done if not o.checks[name].passed]
+        failed = [(key, o.checks[name].detail) for key, o in done if not o.checks[name].passed]
         blocked = any(o.checks[name].blocks for _, o in done)
         metadata = {"days_checked": len(done), "days_failed": len(failed)}
         if failed:

@@ -6,7 +6,7 @@ from .. import open_days
 from ..api.vendor import HISTORY_FILTERS
 from ..quality import Check, unique_ids
 from ..schemas import dataset_schema, to_table
-from .account import Account
+from .account import Shape
 from .days import DayOutcome, api_days
 from .metadata import partition_metadata
 
@@ -31,10 +31,9 @@ def listed(lake, dataset: str, day: str) -> set[str] | None:
     return {p for p in lake.read(dataset, day, columns=["protocol_id"]).column("protocol_id").to_pylist() if p}
 
 
-def history_asset(account: Account, name: str, expanded: bool) -> AssetsDefinition:
+def history_asset(account: Shape, name: str, expanded: bool) -> AssetsDefinition:
     key = account.key(name)
     other = "history" if expanded else "history_expanded"
-    filters = account.settings.filters.params(HISTORY_FILTERS)
     what = "expanded service history (standard fields plus counters, times, tags and web client data)" \
         if expanded else "service history"
 
@@ -49,9 +48,10 @@ def history_asset(account: Account, name: str, expanded: bool) -> AssetsDefiniti
                                                 "pages were read hides another).")],
     )
     def history(context: AssetExecutionContext):
-        schema, privacy = dataset_schema(name), account.privacy(context)
+        schema = dataset_schema(name)
 
-        def produce(day, client, lake) -> DayOutcome:
+        def produce(member, day, client, lake) -> DayOutcome:
+            privacy, filters = member.privacy(context), member.settings.filters.params(HISTORY_FILTERS)
             unfinished, seen = 0, set()
             others = listed(lake, other, day.key) if account.has(other) else None
 
@@ -68,7 +68,7 @@ def history_asset(account: Account, name: str, expanded: bool) -> AssetsDefiniti
             with lake.replace_partition(name, day.key, schema, lambda w: audit(w, other, seen, others)) as writer:
                 walk(writer)
                 if others and others - seen:
-                    context.log.warning(f"{name} {day.key}: {len(others - seen)} protocol(s) of {other} were not "
+                    context.log.warning(f"{name} {member.partition(day.key)}: {len(others - seen)} protocol(s) of {other} were not "
                                         "listed (a record deleted while the pages were read?): asking again")
                     walk(writer, others - seen)
             if expanded:
@@ -80,6 +80,6 @@ def history_asset(account: Account, name: str, expanded: bool) -> AssetsDefiniti
     return history
 
 
-def history_assets(account: Account) -> list[AssetsDefinition]:
+def history_assets(account: Shape) -> list[AssetsDefinition]:
     return [history_asset(account, name, name == "history_expanded")
             for name in ("history", "history_expanded") if account.has(name)]

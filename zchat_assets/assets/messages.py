@@ -6,7 +6,7 @@ import time
 from dagster import AssetCheckSpec, AssetExecutionContext, AssetsDefinition, asset
 
 from ..day_messages import EXPANDED_COLUMNS, DayMessages
-from .account import Account
+from .account import Shape
 from .days import DayOutcome, api_days
 from .metadata import partition_metadata
 
@@ -50,9 +50,8 @@ class Progress:
                       f"flight, {rate:,.0f}/s, {eta}")
 
 
-def messages_asset(account: Account) -> AssetsDefinition:
+def messages_asset(account: Shape) -> AssetsDefinition:
     key = account.key("messages")
-    flush, recheck = account.settings.flush_messages, account.settings.recheck_seconds
 
     @asset(
         **account.asset_args("messages", "history"), code_version=CODE_VERSION,
@@ -72,19 +71,19 @@ def messages_asset(account: Account) -> AssetsDefinition:
         ],
     )
     def messages(context: AssetExecutionContext):
-        privacy = account.privacy(context)
-
-        def produce(day, client, lake) -> DayOutcome:
+        def produce(member, day, client, lake) -> DayOutcome:
+            privacy = member.privacy(context)
+            flush, recheck = member.settings.flush_messages, member.settings.recheck_seconds
             expanded = lake.read("history_expanded", day.key, columns=EXPANDED_COLUMNS)
             with DayMessages(lake, day.key, expanded, privacy, flush_messages=flush) as day_messages, \
-                    Progress(context.log, f"messages {day.key}", len(day_messages.to_fetch), len(day_messages.cached),
+                    Progress(context.log, f"messages {member.partition(day.key)}", len(day_messages.to_fetch), len(day_messages.cached),
                              lambda: client.in_flight) as progress:
                 for protocol_id, items in client.messages_many(day_messages.to_fetch):
                     day_messages.add(protocol_id, items)
                     progress.step()
                 short = day_messages.short()
                 if short:
-                    context.log.warning(f"messages {day.key}: {len(short)} finished conversation(s) came with fewer "
+                    context.log.warning(f"messages {member.partition(day.key)}: {len(short)} finished conversation(s) came with fewer "
                                         f"messages than their counter; asking again in {recheck:g}s")
                     time.sleep(recheck)
                     for protocol_id, items in client.messages_many(short):

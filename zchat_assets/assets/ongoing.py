@@ -11,12 +11,14 @@ from dagster import AssetSpec
 from ..api.vendor import ONGOING_STATES, QUEUE_STATES
 from ..privacy import Privacy
 from ..schemas import to_table
-from .account import Account
+from .account import Shape
 
 
-def ongoing_spec(account: Account) -> AssetSpec:
+def ongoing_spec(account: Shape) -> AssetSpec:
+    """Unpartitioned for an account; a fleet's is partitioned by account, so each account's queue is plotted apart."""
     return AssetSpec(
         key=account.key("ongoing"), group_name=account.group("monitoring"), kinds={"api", "parquet"},
+        partitions_def=account.accounts if account.fleet else None,
         description="Interactions in progress (queue, ringing, talking, pending), one file per poll of the ongoing "
                     f"endpoint by `{account.named('ongoing_sensor')}`, with the poll time in `polled_at`.",
     )

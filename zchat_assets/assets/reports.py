@@ -6,7 +6,7 @@ from dagster import AssetCheckSpec, AssetExecutionContext, AssetsDefinition, ass
 from ..api.vendor import REPORT_DATA_TYPES, REPORT_FILTERS
 from ..quality import report_total
 from ..schemas import report_table
-from .account import Account
+from .account import Shape
 from .days import DayOutcome, api_days
 from .metadata import partition_metadata
 
@@ -21,10 +21,9 @@ def daily_figures(table: pa.Table) -> dict:
     return {f"total_{k}": total[0][k] for k in PLOTTED if total and total[0][k] is not None}
 
 
-def report_asset(account: Account, data_type: str) -> AssetsDefinition:
+def report_asset(account: Shape, data_type: str) -> AssetsDefinition:
     name = f"report_by_{data_type}"
     key = account.key(name)
-    filters = account.settings.filters.params(REPORT_FILTERS)
 
     @asset(
         **account.asset_args(name, "reports"), code_version=CODE_VERSION,
@@ -34,7 +33,8 @@ def report_asset(account: Account, data_type: str) -> AssetsDefinition:
                                     description="The Total line equals the sum of the lines for additive counters.")],
     )
     def report(context: AssetExecutionContext):
-        def produce(day, client, lake) -> DayOutcome:
+        def produce(member, day, client, lake) -> DayOutcome:
+            filters = member.settings.filters.params(REPORT_FILTERS)
             table = report_table(client.report(data_type, day.start, day.end, day.offset, **filters), name)
             checks = {"total_matches_lines": report_total(table, data_type == "tag")}
             written = lake.write_partition(name, day.key, table, audit=lambda writer: checks)
@@ -48,5 +48,5 @@ def report_asset(account: Account, data_type: str) -> AssetsDefinition:
     return report
 
 
-def report_assets(account: Account) -> list[AssetsDefinition]:
+def report_assets(account: Shape) -> list[AssetsDefinition]:
     return [report_asset(account, t) for t in REPORT_DATA_TYPES if account.has(f"report_by_{t}")]

@@ -9,6 +9,7 @@ account's `ongoing_retention_days` are deleted.
 """
 
 import json
+import time
 from datetime import datetime, timedelta, timezone
 
 from dagster import (AssetMaterialization, DefaultSensorStatus, JobDefinition, RunRequest, SensorDefinition,
@@ -17,11 +18,12 @@ from dagster import (AssetMaterialization, DefaultSensorStatus, JobDefinition, R
 from ..api import ZchatError
 from ..api.vendor import ONGOING_FILTERS
 from ..lake import LakeError
-from .account import SENSOR_SHARE, Account
+from .account import SENSOR_SHARE, Member, Shape
 from .ongoing import queue_figures, snapshot_table
 from .partitions import local_day
 
 POLL_SECONDS = 60
+POLL_BUDGET_SECONDS = 30  # of a tick, for a fleet's polls: sensor evaluations time out at 60 s
 REFRESH_DEBOUNCE_SECONDS = 600
 RETENTION_EVERY_SECONDS = 3600
 
@@ -49,51 +51,87 @@ def ended_days(previous: dict[str, datetime], current: set[str], tz_name: str) -
     return {local_day(created, tz_name) for protocol, created in previous.items() if protocol not in current}
 
 
-def ongoing_sensor(account: Account, refresh_job: JobDefinition | None) -> SensorDefinition:
-    tz_name = account.settings.timezone
-    filters = account.settings.filters.params(ONGOING_FILTERS)
+def poll(context: SensorEvaluationContext, shape: Shape, member: Member, cursor: dict, refreshes: bool):
+    """One poll of one account's ongoing interactions: the snapshot written, its event, and the refresh runs of
+    the days whose interactions ended. Raises what stops the poll (the API, the lake); `cursor` is updated."""
+    tz_name = shape.settings.timezone
+    polled_at = datetime.now(timezone.utc)
+    lake = member.lake(context)
+    previous = previous_poll(lake, cursor["last"], context.log)
+    with member.open_client(context, SENSOR_SHARE) as client:
+        filters = member.settings.filters.params(ONGOING_FILTERS)
+        records = [r for page in client.ongoing_pages(**filters) for r in page]
+    table = snapshot_table(records, polled_at, member.privacy(context))
+    path = lake.add_file("ongoing", local_day(polled_at, tz_name), f"poll-{polled_at:%Y%m%dT%H%M%S.%fZ}.parquet", table)
+
+    now = polled_at.timestamp()
+    if now - cursor["expired_at"] >= RETENTION_EVERY_SECONDS:
+        keep_from = local_day(polled_at - timedelta(days=member.settings.ongoing_retention_days), tz_name)
+        expired = lake.expire("ongoing", keep_from)
+        if expired:
+            context.log.info(f"Deleted {expired} day(s) of ongoing snapshots before {keep_from} (retention).")
+        cursor["expired_at"] = now
+    valid = set(shape.recent_days(member, polled_at))
+    for day in ended_days(previous, set(table.column("protocol_id").to_pylist()), tz_name):
+        if day in valid and refreshes:
+            cursor["pending"].setdefault(day, now)
+    requests = []
+    for day in sorted(cursor["pending"]):
+        if now - cursor["requested"].get(day, 0) >= REFRESH_DEBOUNCE_SECONDS:
+            key = member.partition(day)
+            requests.append(RunRequest(run_key=f"refresh-{key}-{int(now)}", partition_key=key,
+                                       tags=shape.run_tags(member)))
+            cursor["requested"][day] = now
+            del cursor["pending"][day]
+    cursor["requested"] = {d: t for d, t in cursor["requested"].items() if now - t < REFRESH_DEBOUNCE_SECONDS}
+    cursor["last"] = path
+    event = AssetMaterialization(shape.key("ongoing"), partition=shape.ongoing_partition(member), metadata={
+        **queue_figures(table), "dagster/row_count": table.num_rows, "dagster/uri": lake.uri(f"{lake.root}/{path}"),
+        "refreshes_requested": len(requests)})
+    return requests, event
+
+
+def ongoing_sensor(shape: Shape, refresh_job: JobDefinition | None) -> SensorDefinition:
+    """One sensor for an account or a fleet. A fleet's accounts are polled in turn, as many as fit in a tick's
+    POLL_BUDGET_SECONDS, each within its own part of its budget; one account's failure is a line of its own in
+    the tick, and the others go on."""
     refreshes = "and refreshes the day of interactions that have ended" if refresh_job else "(no dataset to refresh)"
+    members = shape.members
 
-    @sensor(name=account.named("ongoing_sensor"), job=refresh_job, minimum_interval_seconds=POLL_SECONDS,
-            default_status=DefaultSensorStatus.STOPPED, required_resource_keys={account.api_key, account.lake_key},
+    @sensor(name=shape.named("ongoing_sensor"), job=refresh_job, minimum_interval_seconds=POLL_SECONDS,
+            default_status=DefaultSensorStatus.STOPPED, required_resource_keys=shape.resource_keys(calls_api=True),
             description=f"Polls the ongoing endpoint every minute, stores each poll in "
-                        f"{account.key('ongoing').to_user_string()} with queue figures, {refreshes}.")
-    def poll(context: SensorEvaluationContext):
-        cursor = load_cursor(context.cursor)
-        polled_at = datetime.now(timezone.utc)
-        try:
-            lake = account.lake(context)
-            previous = previous_poll(lake, cursor["last"], context.log)
-            with account.open_client(context, SENSOR_SHARE) as client:
-                records = [r for page in client.ongoing_pages(**filters) for r in page]
-            table = snapshot_table(records, polled_at, account.privacy(context))
-            path = lake.add_file("ongoing", local_day(polled_at, tz_name),
-                                 f"poll-{polled_at:%Y%m%dT%H%M%S.%fZ}.parquet", table)
-        except (ZchatError, LakeError, OSError) as exc:
-            return SkipReason(f"Ongoing poll skipped, cursor kept: {exc}")
+                        f"{shape.key('ongoing').to_user_string()} with queue figures, {refreshes}.")
+    def ongoing(context: SensorEvaluationContext):
+        if len(members) == 1:  # an account: the cursor is its own
+            cursor = load_cursor(context.cursor)
+            try:
+                requests, event = poll(context, shape, members[0], cursor, refresh_job is not None)
+            except (ZchatError, LakeError, OSError) as exc:
+                return SkipReason(f"Ongoing poll skipped, cursor kept: {exc}")
+            return SensorResult(run_requests=requests, asset_events=[event], cursor=json.dumps(cursor))
+        state = json.loads(context.cursor) if context.cursor else {}
+        cursors, turn = state.get("accounts", {}), state.get("turn", 0) % len(members)
+        requests, events, problems = [], [], []
+        started = time.monotonic()
+        polled = 0
+        while polled < len(members) and time.monotonic() - started < POLL_BUDGET_SECONDS:
+            member = members[(turn + polled) % len(members)]
+            polled += 1
+            cursor = load_cursor(cursors.get(member.name))
+            try:
+                more, event = poll(context, shape, member, cursor, refresh_job is not None)
+            except (ZchatError, LakeError, OSError) as exc:
+                problems.append(f"{member.name}: {exc}")
+                context.log.warning(f"Ongoing poll of account {member.name} skipped, its cursor kept: {exc}")
+                continue
+            cursors[member.name] = json.dumps(cursor)
+            requests.extend(more)
+            events.append(event)
+        cursor = json.dumps({"accounts": cursors, "turn": (turn + polled) % len(members)})
+        if not events:
+            return SensorResult(skip_reason=SkipReason(f"Ongoing polls skipped ({'; '.join(problems)[:1000]})"),
+                                cursor=cursor)
+        return SensorResult(run_requests=requests, asset_events=events, cursor=cursor)
 
-        now = polled_at.timestamp()
-        if now - cursor["expired_at"] >= RETENTION_EVERY_SECONDS:
-            keep_from = local_day(polled_at - timedelta(days=account.settings.ongoing_retention_days), tz_name)
-            expired = lake.expire("ongoing", keep_from)
-            if expired:
-                context.log.info(f"Deleted {expired} day(s) of ongoing snapshots before {keep_from} (retention).")
-            cursor["expired_at"] = now
-        valid = set(account.partitions.get_partition_keys(current_time=polled_at)[-31:])
-        for day in ended_days(previous, set(table.column("protocol_id").to_pylist()), tz_name):
-            if day in valid and refresh_job is not None:
-                cursor["pending"].setdefault(day, now)
-        requests = []
-        for day in sorted(cursor["pending"]):
-            if now - cursor["requested"].get(day, 0) >= REFRESH_DEBOUNCE_SECONDS:
-                requests.append(RunRequest(run_key=f"refresh-{day}-{int(now)}", partition_key=day))
-                cursor["requested"][day] = now
-                del cursor["pending"][day]
-        cursor["requested"] = {d: t for d, t in cursor["requested"].items() if now - t < REFRESH_DEBOUNCE_SECONDS}
-        cursor["last"] = path
-        event = AssetMaterialization(account.key("ongoing"), metadata={
-            **queue_figures(table), "dagster/row_count": table.num_rows, "dagster/uri": lake.uri(f"{lake.root}/{path}"),
-            "refreshes_requested": len(requests)})
-        return SensorResult(run_requests=requests, asset_events=[event], cursor=json.dumps(cursor))
-
-    return poll
+    return ongoing
