@@ -141,11 +141,12 @@ class Workspace:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def run(command: list[str], env: dict, kill_when=None) -> tuple[float, float, float]:
+def run(command: list[str], env: dict, kill_when=None, cwd: Path | None = None) -> tuple[float, float, float]:
     """(wall seconds, CPU seconds, peak RSS MB) of a child process; `kill_when()` true SIGKILLs it."""
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: a full pipe would block the child
         started = time.monotonic()
-        child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+        child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
+                                 cwd=cwd)
         if kill_when is not None:
             while not kill_when():
                 if os.wait4(child.pid, os.WNOHANG)[0]:

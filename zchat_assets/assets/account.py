@@ -209,8 +209,7 @@ def account_resources(settings: AccountSettings, environ: Mapping[str, str], sec
     """An account's API and lake resources. Secrets go in through `secret` (`EnvVar`, so that only their
     names reach the UI) or, without it, as the values `environ` holds. An unset token is left out: the
     run then fails in our sentence (see `ZchatApi`), not in Dagster's."""
-    settings.check_secret_names(environ)  # a token pasted into token_env stops the load, never echoed
-    settings.privacy(environ)  # a missing or short hashing secret stops the load, in one sentence
+    check_secrets(settings, environ)
 
     def value(variable: str):
         if not environ.get(variable):
@@ -226,6 +225,12 @@ def account_resources(settings: AccountSettings, environ: Mapping[str, str], sec
                      personal_data_key_variable=settings.secret_variable("personal_data_key_env"),
                      personal_data_key=value(settings.personal_data_key_env))
     return api, lake
+
+
+def check_secrets(settings: AccountSettings, environ: Mapping[str, str]) -> None:
+    """What stops the load: a token pasted into token_env (never echoed), a missing or short hashing secret."""
+    settings.check_secret_names(environ)
+    settings.privacy(environ)
 
 
 def pool_slots(instance: DagsterInstance, pool: str) -> int:

@@ -19,7 +19,7 @@ from dagster import (AssetExecutionContext, BackfillPolicy, Failure, MultiPartit
 from ..fleets import FleetSettings
 from ..resources import ZchatApi, ZchatLake
 from ..settings import AccountSettings
-from .account import Member, Shape, account_resources
+from .account import Member, Shape, account_resources, check_secrets
 from .partitions import AccountDays, Day, OutsideThePartitions
 
 # A backfill is cut in runs of one account's days, this many at most: Dagster records each run's days as it
@@ -95,7 +95,7 @@ class Fleet(Shape):
         """What would stop an account's runs and can be told at load: a token pasted where its variable's name
         belongs, a missing or short hashing secret."""
         for member in self.members:
-            account_resources(member.settings, environ)
+            check_secrets(member.settings, environ)
 
     def split(self, keys: list[str]) -> list[tuple[Member, list[str]]]:
         by_account: dict[str, list[str]] = {}

@@ -1,0 +1,174 @@
+"""A fleet: many accounts behind ten assets, each account exactly its own data, failures and days its own."""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.dataset as ds
+import pytest
+
+from zchat_assets.assets import build_account_defs, build_fleet_defs
+from zchat_assets.assets.partitions import OutsideThePartitions
+from zchat_assets.fleets import fleet_from_yaml
+from zchat_assets.lake import Lake
+from zchat_assets.sandbox import SandboxApp, SandboxServer, World
+from zchat_assets.settings import SettingsError, named
+
+from .conftest import DAY, NOW, START, daily_assets
+from .truth import assert_lake_matches, interactions
+
+TOKENS = {"one": "fleet-token-one-5d1c-SECRET", "two": "fleet-token-two-8e2a-SECRET"}
+SALES, SUPPORT = ["12"], ["11", "13", "14", "15"]  # departments: acme and globex share a token, split by department
+FETCHED = ("history", "history_expanded", "messages", "conversations")
+
+
+@pytest.fixture
+def two_sandboxes():
+    """Two APIs, each serving one token a world of its own."""
+    worlds = {name: World(seed=40 + n, scale=60, now=lambda: NOW, account=n + 1) for n, name in enumerate(TOKENS)}
+    with SandboxServer(SandboxApp(worlds["one"], TOKENS["one"], retry_after=0.05)) as one, \
+            SandboxServer(SandboxApp(worlds["two"], TOKENS["two"], retry_after=0.05)) as two:
+        yield {"one": one, "two": two}, worlds
+
+
+def fleet(lake: str, servers: dict, **overrides) -> dict:
+    """A fleet's attributes as its defs.yaml would write them: acme and globex share token one (and so its
+    budget), split by department; initech has an API of its own."""
+    return {"name": "bpo", "lake_uri": lake, "start_date": START, "base_url": servers["one"].url,
+            "backoff_seconds": 0.01, "min_retry_after": 0.01, **overrides,
+            "accounts": [{"name": "acme", "token_env": "ONE_TOKEN", "filters": {"departments": SALES}},
+                         {"name": "globex", "token_env": "ONE_TOKEN", "filters": {"departments": SUPPORT}},
+                         {"name": "initech", "token_env": "TWO_TOKEN", "base_url": servers["two"].url}]}
+
+
+def fleet_assets(attributes: dict, environ: dict) -> list[dg.AssetsDefinition]:
+    defs = build_fleet_defs(fleet_from_yaml(attributes, "zchat_assets/defs/bpo/defs.yaml", Path(".")), environ)
+    return daily_assets(defs)
+
+
+@pytest.fixture
+def tokens(monkeypatch):
+    for name, token in TOKENS.items():
+        monkeypatch.setenv(f"{name.upper()}_TOKEN", token)
+
+
+def materialize(assets, keys: list[str], instance=None) -> dg.ExecuteInProcessResult:
+    first, last = keys[0], keys[-1]
+    return dg.materialize(assets, instance=instance or dg.DagsterInstance.ephemeral(), raise_on_error=False,
+                          tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+                          if first != last else None, partition_key=first if first == last else None)
+
+
+def step_failure(result: dg.ExecuteInProcessResult) -> str:
+    return next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.to_string()
+
+
+def test_three_accounts_on_two_apis_each_get_exactly_their_own_data(two_sandboxes, tokens, tmp_path):
+    servers, worlds = two_sandboxes
+    assets = fleet_assets(fleet(str(tmp_path), servers), dict(os.environ))
+    assert {a.key.to_user_string() for a in assets} >= {f"zchat/bpo/{d}" for d in FETCHED}
+    for account in ("acme", "globex", "initech"):
+        result = materialize(assets, [f"{account}|{DAY}"])
+        assert result.success and all(c.passed for c in result.get_asset_check_evaluations()), account
+    assert_lake_matches(Lake(str(tmp_path), account="initech"), worlds["two"], DAY)
+    for account, departments in (("acme", SALES), ("globex", SUPPORT)):
+        lake = Lake(str(tmp_path), account=account)
+        wanted = sorted(str(ix.protocol) for ix in interactions(worlds["one"], DAY) if ix.department.id in departments)
+        assert sorted(lake.read("history", DAY).column("protocol_id").to_pylist()) == wanted != []
+        assert sorted(lake.read("conversations", DAY).column("protocol_id").to_pylist()) == wanted
+        messages = lake.read("messages", DAY)
+        assert set(messages.column("protocol_id").to_pylist()) <= set(wanted)
+        assert messages.num_rows == sum(lake.read("conversations", DAY).column("message_count").to_pylist()) > 0
+    # One glob reads the fleet with an `account` column; no row of one account is in another.
+    table = ds.dataset(tmp_path / "history", format="parquet", partitioning="hive").to_table()
+    seen = {}
+    for protocol, account in zip(table["protocol_id"].to_pylist(), table["account"].to_pylist()):
+        seen.setdefault(protocol, set()).add(account)
+    assert {a for accounts in seen.values() for a in accounts} == {"acme", "globex", "initech"}
+    assert all(len(accounts) == 1 for accounts in seen.values())
+    assert servers["two"].app.stats.as_dict()["by_account"].keys() == {"2"}
+
+
+def test_a_wrong_token_fails_that_accounts_partitions_only(two_sandboxes, tokens, tmp_path, monkeypatch):
+    servers, worlds = two_sandboxes
+    monkeypatch.setenv("TWO_TOKEN", "revoked-token")
+    assets = fleet_assets(fleet(str(tmp_path), servers), dict(os.environ))
+    instance = dg.DagsterInstance.ephemeral()
+    # One run over globex and initech (the range is their rectangle): initech's token is refused.
+    result = materialize([a for a in assets if a.key.path[-1] in ("history", "history_expanded")],
+                         [f"globex|{DAY}", f"initech|{DAY}"], instance)
+    assert not result.success
+    failure = step_failure(result)
+    assert "check the variable named by token_env in zchat_assets/defs/bpo/defs.yaml, account initech" in failure
+    assert "revoked-token" not in failure
+    history = dg.AssetKey(["zchat", "bpo", "history"])
+    done = instance.get_materialized_partitions(history)
+    assert done == {f"globex|{DAY}"}
+    assert Lake(str(tmp_path), account="globex").exists("history", DAY)
+    assert not Lake(str(tmp_path), account="initech").exists("history", DAY)
+
+
+def test_days_before_an_accounts_start_are_not_its_days(two_sandboxes, tokens, tmp_path):
+    servers, _ = two_sandboxes
+    attributes = fleet(str(tmp_path), servers)
+    attributes["accounts"][2]["start_date"] = "2026-11-19"
+    assets = fleet_assets(attributes, dict(os.environ))
+    with pytest.raises(OutsideThePartitions, match="2026-11-18 is not one of account initech's days in fleet bpo, "
+                                                   "which run from 2026-11-19"):
+        materialize(assets, [f"initech|{DAY}"])
+    with pytest.raises(OutsideThePartitions, match="nobody\\|2026-11-18 is not one of fleet bpo's partitions"):
+        materialize(assets, [f"nobody|{DAY}"])
+    # A range that reaches before the account's start fails before any request, in the same sentence.
+    result = materialize(only_history(assets), [f"initech|2026-11-18", f"initech|2026-11-19"])
+    assert not result.success and servers["two"].app.stats.as_dict()["requests"] == 0
+    assert "is not one of account initech's days" in step_failure(result)
+
+
+def only_history(assets):
+    return [a for a in assets if a.key.path[-1] == "history"]
+
+
+def test_a_fleet_and_a_named_account_share_a_lake(two_sandboxes, tokens, tmp_path, monkeypatch):
+    servers, worlds = two_sandboxes
+    monkeypatch.setenv("HOOLI_TOKEN", TOKENS["two"])
+    named_defs = build_account_defs(named({"name": "hooli", "token_env": "HOOLI_TOKEN", "base_url": servers["two"].url,
+                                           "lake_uri": str(tmp_path), "start_date": START}), {"HOOLI_TOKEN": "x"})
+    assets = fleet_assets(fleet(str(tmp_path), servers), dict(os.environ))
+    assert materialize(only_history(assets), [f"initech|{DAY}"]).success
+    assert dg.materialize(only_history(daily_assets(named_defs)), resources=named_defs.resources,
+                          partition_key=DAY).success
+    table = ds.dataset(tmp_path / "history", format="parquet", partitioning="hive").to_table()
+    assert set(table["account"].to_pylist()) == {"initech", "hooli"}
+    for account in ("initech", "hooli"):
+        assert Lake(str(tmp_path), account=account).read("history", DAY).num_rows == len(interactions(worlds["two"], DAY))
+
+
+@pytest.mark.parametrize("change,error", [
+    ({"accounts": [{"name": "acme", "token_env": "A", "timezone": "America/Manaus"}]},
+     "zchat_assets/defs/bpo/defs.yaml, account acme: timezone is the same for every account of a fleet"),
+    ({"accounts": [{"name": "acme", "token_env": "A"}, {"name": "acme", "token_env": "B"}]},
+     "account acme is listed twice"),
+    ({"accounts": [{"token_env": "A"}]}, "accounts[0]: each account of accounts needs a name"),
+    ({"accounts": []}, "accounts must be a list of at least one account"),
+    ({"accounts": [{"name": "acme", "token_env": "A", "rate_limit": -1}]},
+     "zchat_assets/defs/bpo/defs.yaml, account acme: rate_limit '-1' is not valid"),
+    ({"accounts": [{"name": "acme", "token_env": "A", "time_zone": "UTC"}]}, "did you mean timezone?"),
+    ({"name": "BPO!"}, "name is the fleet's name, lower-case letters"),
+    ({"accounts_file": "missing.yaml"}, "a fleet lists its accounts in accounts (a list) or in accounts_file"),
+])
+def test_a_bad_fleet_is_one_sentence_naming_the_file_and_the_account(change, error):
+    attributes = {"name": "bpo", "start_date": START, "accounts": [{"name": "acme", "token_env": "A"}], **change}
+    with pytest.raises(SettingsError) as raised:
+        fleet_from_yaml(attributes, "zchat_assets/defs/bpo/defs.yaml", Path("."))
+    assert error in str(raised.value)
+
+
+def test_accounts_file_lists_the_accounts_next_to_the_defs_yaml(tmp_path):
+    (tmp_path / "accounts.yaml").write_text("".join(f"- {{name: a{n:03d}, token_env: A{n:03d}_TOKEN}}\n"
+                                                    for n in range(250)))
+    settings = fleet_from_yaml({"name": "bpo", "start_date": START, "rate_limit": 20, "accounts_file": "accounts.yaml"},
+                               "defs/bpo/defs.yaml", tmp_path)
+    assert len(settings.accounts) == 250 and settings.account("a007").rate_limit == 20
+    assert settings.account("a007").token_env == "A007_TOKEN"
+    with pytest.raises(SettingsError, match="accounts_file nothere.yaml cannot be read"):
+        fleet_from_yaml({"name": "bpo", "accounts_file": "nothere.yaml"}, "defs/bpo/defs.yaml", tmp_path)
