@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.add_argument("--also-token-env", action="append", default=[], metavar="NAME",
                          help="serve one more account, with a world of its own, to the token in variable NAME "
                               "(repeatable)")
+    sandbox.add_argument("--fleet-prefix", default=None, metavar="PREFIX",
+                         help="serve a fleet: every token PREFIX<n> (n = 0, 1, 2, …) gets a world of its own, "
+                              "seeded with --seed + n")
 
     demo = commands.add_parser("demo", help=f"materialize the last complete days from a local sandbox into "
                                             f"{SANDBOX_HOME}/lake")
@@ -74,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     gaps.add_argument("--account", default=None, help="a named account of zchat_assets/defs/ (default: the unnamed one)")
     gaps.add_argument("--day", default=None, help="one day, YYYY-MM-DD (default: every day with gaps)")
 
+    recover = commands.add_parser("recover", help="mark failed the runs of the instance ($DAGSTER_HOME) whose "
+                                                  "process is gone (killed), and free the pool slots they hold")
+    recover.add_argument("--run-id", action="append", default=[], help="this run only (repeatable): for an instance "
+                                                                       "whose runs ran on other machines too")
+
     args = parser.parse_args(argv)
     try:
         # The demo and the sandbox UI keep to themselves: a real account's .env is not theirs to read.
@@ -81,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         if "timezone" in args:  # checked before anything starts
             args.timezone = _timezone(args)
         return {"sandbox": run_sandbox, "demo": run_demo, "ui": run_ui, "docs": run_docs,
-                "doctor": run_doctor, "gaps": run_gaps}[args.command](args)
+                "doctor": run_doctor, "gaps": run_gaps, "recover": run_recover}[args.command](args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"zchat-assets: {exc}", file=sys.stderr)
         return 2
@@ -107,6 +115,19 @@ def _world(args, account: int = 0):
     return World(seed=args.seed + account, scale=args.scale, tz=args.timezone, account=account)
 
 
+def _fleet_worlds(args):
+    """The world of a fleet's token PREFIX<n>: its own seed and protocol numbers (account 1000 + n)."""
+    from .sandbox import World
+
+    def world(token: str):
+        number = token[len(args.fleet_prefix):]
+        if not token.startswith(args.fleet_prefix) or not number.isdigit():
+            return None
+        return World(seed=args.seed + int(number), scale=args.scale, tz=args.timezone, account=1000 + int(number))
+
+    return world
+
+
 def run_sandbox(args) -> int:
     from .sandbox import SandboxApp, SandboxServer, parse_dialects, parse_faults, parse_gaps
 
@@ -118,7 +139,8 @@ def run_sandbox(args) -> int:
                      max_in_flight=args.max_in_flight, retry_after=args.retry_after, slow_seconds=args.slow_seconds,
                      schema_changes=tuple(c.strip() for c in args.schema_changes.split(",") if c.strip()),
                      more_accounts={t: _world(args, n) for n, t in enumerate(tokens[1:], start=1)},
-                     dialects=parse_dialects(args.dialect), gaps=parse_gaps(args.gaps), page_cap=args.page_cap)
+                     dialects=parse_dialects(args.dialect), gaps=parse_gaps(args.gaps), page_cap=args.page_cap,
+                     fleet=_fleet_worlds(args) if args.fleet_prefix else None)
     try:
         server = SandboxServer(app, args.host, args.port)
     except OSError as exc:
@@ -247,6 +269,24 @@ def run_gaps(args) -> int:
     lines = [f"{day}  {protocol}  {gap}" for day in days for protocol, gap in gaps.recorded(lake, day).items()]
     print("\n".join(lines) if lines else f"No gaps recorded in {lake.uri(lake.root)}"
                                           f"{' for ' + args.day if args.day else ''}.")
+    return 0
+
+
+def run_recover(args) -> int:
+    from dagster import DagsterInstance
+
+    from .assets.account import is_local
+    from .recover import recover
+
+    if not args.environ.get("DAGSTER_HOME"):
+        raise ValueError("DAGSTER_HOME is not set: set it to the instance's folder (the one with its dagster.yaml)")
+    with DagsterInstance.get() as instance:
+        if not args.run_id and not is_local(instance):
+            raise ValueError("this instance holds runs of other machines, whose processes cannot be seen from here: "
+                             "there the daemon's run monitoring fails dead runs and frees their slots; to mark one "
+                             "run failed by hand, give --run-id")
+        lines = recover(instance, args.run_id or None)
+    print("\n".join(lines) if lines else "No run of this instance has lost its process.")
     return 0
 
 

@@ -238,11 +238,15 @@ def test_missing_token_is_refused_naming_the_variable():
 
 
 def test_two_accounts_never_share_a_budget_or_a_429_pause(sandbox):
-    """The rate limiter and the 429 pause belong to the account (base URL and token), so clients of one
-    account share them, and another account's clients do not."""
+    """The budget and the 429 pause belong to the token (and base URL): clients of one token share the pause
+    and name the same budget, another token's clients do neither. Each client spaces its own requests, at
+    the part of the budget it holds (`set_rate_share`)."""
     first, again, other = client(sandbox, rate_limit=5), client(sandbox, rate_limit=5), client(sandbox, "other", rate_limit=5)
-    assert first._limiter is again._limiter and first._gate is again._gate
-    assert first._limiter is not other._limiter and first._gate is not other._gate
+    assert first._gate is again._gate and first.budget_key == again.budget_key
+    assert first._gate is not other._gate and first.budget_key != other.budget_key
+    assert TOKEN not in first.budget_key and first._limiter is not again._limiter
+    first.set_rate_share(0.5)
+    assert first.rate_limit == 2.5 and again.rate_limit == 5
 
 
 NOON = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)

@@ -1,5 +1,6 @@
 """A fleet: many accounts behind ten assets, each account exactly its own data, failures and days its own."""
 
+import json
 import os
 from pathlib import Path
 
@@ -172,3 +173,60 @@ def test_accounts_file_lists_the_accounts_next_to_the_defs_yaml(tmp_path):
     assert settings.account("a007").token_env == "A007_TOKEN"
     with pytest.raises(SettingsError, match="accounts_file nothere.yaml cannot be read"):
         fleet_from_yaml({"name": "bpo", "accounts_file": "nothere.yaml"}, "defs/bpo/defs.yaml", tmp_path)
+
+
+def fleet_defs(attributes: dict, environ: dict) -> dg.Definitions:
+    return build_fleet_defs(fleet_from_yaml(attributes, "zchat_assets/defs/bpo/defs.yaml", Path(".")), environ)
+
+
+def test_one_sensor_polls_the_fleets_accounts_and_one_failure_is_its_own_line(two_sandboxes, tokens, tmp_path,
+                                                                              monkeypatch):
+    servers, worlds = two_sandboxes
+    monkeypatch.setenv("TWO_TOKEN", "revoked-token")
+    defs = fleet_defs(fleet(str(tmp_path), servers), dict(os.environ))
+    (sensor,) = [s for s in defs.get_repository_def().sensor_defs if s.name == "bpo_ongoing_sensor"]
+    instance = dg.DagsterInstance.ephemeral()
+    result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+    assert sorted(e.partition for e in result.asset_events) == ["acme", "globex"]  # initech's token is refused
+    assert {e.asset_key.to_user_string() for e in result.asset_events} == {"zchat/bpo/ongoing"}
+    cursor = json.loads(result.cursor)
+    assert set(cursor["accounts"]) == {"acme", "globex"}
+    for account in ("acme", "globex"):
+        assert Lake(str(tmp_path), account=account).days("ongoing")
+    assert "revoked-token" not in result.cursor
+
+
+def test_the_nightly_and_the_lookback_run_each_account_on_its_own_with_its_tag(two_sandboxes, tmp_path):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    servers, _ = two_sandboxes
+    attributes = fleet(str(tmp_path), servers)
+    attributes["accounts"][2]["start_date"] = "2026-11-18"  # initech's first day is within the look-back
+    repo = fleet_defs(attributes, {}).get_repository_def()
+
+    def requests(schedule: str, hour: int, minute: int) -> list:
+        when = datetime(2026, 11, 20, hour, minute, tzinfo=ZoneInfo("America/Sao_Paulo"))
+        return repo.get_schedule_def(schedule).evaluate_tick(
+            dg.build_schedule_context(scheduled_execution_time=when, repository_def=repo)).run_requests
+
+    nightly = requests("bpo_daily_schedule", 1, 0)
+    assert [(r.partition_key, r.tags["zchat/account"]) for r in nightly] == [
+        ("acme|2026-11-19", "acme"), ("globex|2026-11-19", "globex"), ("initech|2026-11-19", "initech")]
+    lookback = requests("bpo_lookback_schedule", 4, 30)
+    spans = [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"],
+              r.tags["zchat/account"]) for r in lookback]
+    assert spans == [("acme|2026-11-16", "acme|2026-11-18", "acme"), ("globex|2026-11-16", "globex|2026-11-18", "globex"),
+                     ("initech|2026-11-18", "initech|2026-11-18", "initech")]
+
+
+def test_a_backfill_of_a_fleet_runs_in_chunks_of_one_accounts_days():
+    attributes = {"name": "bpo", "start_date": START, "accounts": [{"name": n, "token_env": "T"} for n in ("a", "b")]}
+    (asset, *_) = daily_assets(fleet_defs(attributes, {}))
+    assert asset.backfill_policy == dg.BackfillPolicy.multi_run(7)
+    partitions = asset.partitions_def
+    keys = [k for k in partitions.get_partition_keys() if "2026-11-01" <= k.split("|")[1] <= "2026-11-20"]
+    ranges = partitions.subset_with_partition_keys(keys).get_partition_key_ranges(partitions)
+    # Dagster cuts each range in runs of at most 7 partitions, so no run holds two accounts' days.
+    assert sorted((r.start, r.end) for r in ranges) == [("a|2026-11-01", "a|2026-11-20"),
+                                                        ("b|2026-11-01", "b|2026-11-20")]

@@ -153,3 +153,23 @@ def test_reports_count_the_queue_and_pending_lists_as_the_period_ended():
     assert (total["pending"], total["postponed"], total["not_answered"]) == (
         open_at_end.count("PENDING"), open_at_end.count("POSTPONED"), open_at_end.count("NOT_ANSWERED"))
     assert total["pending"] + total["postponed"] + total["not_answered"] > 0
+
+
+def test_a_fleet_sandbox_gives_every_token_of_its_prefix_a_world_of_its_own():
+    from argparse import Namespace
+
+    from zchat_assets.cli import _fleet_worlds
+    from zchat_assets.sandbox import SandboxApp, SandboxServer
+
+    worlds = _fleet_worlds(Namespace(fleet_prefix="fleet-", seed=7, scale=20, timezone="America/Sao_Paulo"))
+    with SandboxServer(SandboxApp(make_world(), TOKEN, fleet=worlds)) as server:
+        def protocols(token):
+            answer = requests.get(f"{server.url}{API}/history", params={"token": token, "from": f"{DAY}T00:00:00",
+                                                                         "to": f"{DAY}T23:59:59", "timezone": "-0300"})
+            return answer.status_code, {r["id"] for r in answer.json().get("data", [])}
+
+        (one, first), (two, second) = protocols("fleet-1"), protocols("fleet-2")
+        assert one == two == 200 and first and second and not first & second
+        assert protocols("fleet-1") == (200, first)  # the same world at every request
+        assert protocols("fleet-x")[0] == protocols("other")[0] == 401
+        assert server.app.stats.as_dict()["by_account"].keys() == {"1001", "1002"}

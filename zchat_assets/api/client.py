@@ -28,7 +28,7 @@ from urllib3.exceptions import NameResolutionError, NewConnectionError
 from .errors import TOKEN_PAGE, ApiUnavailableError, AuthError, BadRequestError, ConfigError, GoneError, missing_token
 from .redact import install_log_redaction, redact
 from .settings import DEFAULT_TOKEN_ENV, ClientSettings
-from .throttle import AdaptiveLimit, shared_gate, shared_limiter
+from .throttle import AdaptiveLimit, RateLimiter, shared_gate
 from .vendor import API_PREFIX, REPORT_DATA_TYPES
 
 
@@ -119,9 +119,9 @@ class ZchatClient:
 
     def __init__(self, token: str, settings: ClientSettings | None = None, logger: logging.Logger | None = None,
                  rate_share: float = 1.0, token_variable: str = DEFAULT_TOKEN_ENV):
-        """`rate_share` is the part of the account's `rate_limit` this client may use (runs and steps that
-        can call the API at the same time each hold a part); `token_variable` names, in errors, where the
-        token comes from."""
+        """`rate_share` is the part of the account's `rate_limit` this client may use (steps that call the
+        API at the same time each hold a part: see `set_rate_share`); `token_variable` names, in errors,
+        where the token comes from."""
         settings = settings or ClientSettings()
         self._token_hint = f"check {token_variable}; tokens are generated in {TOKEN_PAGE}"
         if not token or not token.strip():
@@ -140,12 +140,15 @@ class ZchatClient:
         self.page_size = settings.page_size
         self._log = logger or logging.getLogger("zchat_assets.api")
         self._in_flight = AdaptiveLimit(settings.concurrency)
-        # The account's budget and 429 pause are shared by every client of the same account (token) in
-        # this process, and by no other account.
+        # The 429 pause is shared by every client of the same token in this process, and by no other.
         account = (self.base_url, hashlib.sha256(self._token.encode()).hexdigest())
+        self._budget = settings.rate_limit
         self.rate_limit = settings.rate_limit * rate_share if settings.rate_limit else None
-        self._limiter = shared_limiter(account, self.rate_limit)
+        self._limiter = RateLimiter(self.rate_limit)
+        self.lowest_rate_limit = self.rate_limit  # since the caller last reset it (a day's figures)
         self._gate = shared_gate(account)
+        # Names the token's budget where clients on other machines can find it, without being the token.
+        self.budget_key = hashlib.sha256(f"zchat-budget|{self.base_url}|{self._token}".encode()).hexdigest()[:20]
         self.stats = RequestStats()
         self.rate_headers: dict[str, str] = {}  # the latest rate-limit headers the API sent, if any
         self._session = requests.Session()
@@ -163,6 +166,14 @@ class ZchatClient:
 
     def __repr__(self) -> str:
         return f"ZchatClient(base_url={self.base_url!r}, concurrency={self.concurrency})"
+
+    def set_rate_share(self, share: float) -> None:
+        """Holds `share` of the account's `rate_limit` from the next request on (the steps that call the API
+        at once change while this one runs)."""
+        if self._budget:
+            self.rate_limit = self._budget * share
+            self._limiter.set_rate(self.rate_limit)
+            self.lowest_rate_limit = min(self.lowest_rate_limit or self.rate_limit, self.rate_limit)
 
     def __enter__(self) -> ZchatClient:
         return self

@@ -1,4 +1,4 @@
-"""Process-wide politeness: a requests-per-second cap and a shared pause after frequent HTTP 429s.
+"""Politeness: a requests-per-second cap, and a pause shared by the process after frequent HTTP 429s.
 
 When the API answers 429 often, every worker waits (not only the one that was told), so a storm of
 429s slows the whole pool down instead of each thread hammering the account on its own schedule; an
@@ -24,6 +24,10 @@ class RateLimiter:
         self._interval = 1.0 / rate if rate else 0.0
         self._last = float("-inf")
         self._lock = threading.Lock()
+
+    def set_rate(self, rate: float | None) -> None:
+        """A new rate for the starts to come (the next one is spaced from the last at the new interval)."""
+        self._interval = 1.0 / rate if rate else 0.0
 
     def acquire(self) -> None:
         if not self._interval:
@@ -53,13 +57,6 @@ class PauseGate:
             if remaining <= 0:
                 return
             time.sleep(remaining)
-
-
-@cache
-def shared_limiter(account: tuple[str, str], rate: float | None) -> RateLimiter:
-    """One limiter per account (API root, token digest) and rate in this process, shared by every
-    client of that account (steps, sensor)."""
-    return RateLimiter(rate)
 
 
 @cache

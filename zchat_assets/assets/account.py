@@ -12,7 +12,8 @@ several accounts live side by side in one code location.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -26,13 +27,11 @@ from ..lake import Lake
 from ..privacy import Privacy
 from ..resources import ZchatApi, ZchatLake
 from ..settings import AccountSettings
+from .budget import SENSOR_SHARE, Lease
 from .partitions import AccountDays, Day, day_window
 
 # Several days per run: a backfill of a month is one run per asset step, not thirty.
 BACKFILL_POLICY = BackfillPolicy.single_run()
-# The ongoing sensor's part of an account's rate limit (it polls a page or two a minute); the API steps
-# share the rest, split over the slots of the account's pool.
-SENSOR_SHARE = 0.1
 NIGHTLY_CRON = "0 1 * * *"  # yesterday, every night
 LOOKBACK_CRON = "30 4 * * *"  # the look-back days, later the same night
 
@@ -41,8 +40,8 @@ class Member:
     """One account as a step works on it: its settings, its API client and lake, and how Dagster names
     its days. Where the resources come from is the shape's business (`api`, `lake_resource`)."""
 
-    def __init__(self, settings: AccountSettings, pool: str):
-        self.settings, self.name, self.pool = settings, settings.name, pool
+    def __init__(self, settings: AccountSettings):
+        self.settings, self.name = settings, settings.name
 
     def api(self, context) -> ZchatApi:
         raise NotImplementedError
@@ -54,13 +53,18 @@ class Member:
         """The Dagster partition key of one of the account's days."""
         return day
 
-    def open_client(self, context, share: float | None = None) -> ZchatClient:
-        """A client of the account's API holding `share` of its rate limit; by default an API step's
-        share: what the sensor leaves, split over the pool's slots, so that all the steps that can run
-        at once, in any run on any machine, stay within the account's budget together."""
-        if share is None:
-            share = (1 - SENSOR_SHARE) / pool_slots(context.instance, self.pool)
-        return self.api(context).open_client(context.log, share)
+    @contextmanager
+    def open_client(self, context, share: float | None = None) -> Iterator[ZchatClient]:
+        """A client of the account's API holding `share` of its rate limit; by default an API step's part:
+        what the sensor leaves, shared with the steps of the same token running now, in any run on any
+        machine (`budget.Lease`), so that they stay within the budget together and one alone gets it all."""
+        with self.api(context).open_client(context.log, share or 1 - SENSOR_SHARE) as client:
+            if share is not None or client.rate_limit is None:
+                yield client
+                return
+            record = {"account": self.name, "run": context.run_id, "step": str(context.op_handle)}
+            with Lease(context.instance, client.budget_key, client.set_rate_share, record, context.log):
+                yield client
 
     def lake(self, context) -> Lake:
         """The account's lake, probed and claimed first so that a bad URI or another origin's lake fails
@@ -80,13 +84,10 @@ class Shape:
     members: list[Member]
 
     def __init__(self, name: str | None, settings: AccountSettings, partitions: PartitionsDefinition,
-                 days: AccountDays):
-        """`partitions` are the assets' own; `days` the calendar days among them."""
-        self.name, self.settings, self.partitions, self.days = name, settings, partitions, days
-        self.pool = self._suffixed("zchat_api")
-
-    def _suffixed(self, base: str) -> str:
-        return f"{base}_{self.name}" if self.name else base
+                 days: AccountDays, pool: str | None):
+        """`partitions` are the assets' own; `days` the calendar days among them; `pool` the concurrency pool
+        of the API steps, which caps them across every run."""
+        self.name, self.settings, self.partitions, self.days, self.pool = name, settings, partitions, days, pool
 
     def named(self, base: str) -> str:
         """A job, schedule or sensor name."""
@@ -163,8 +164,8 @@ class Shape:
 class ResourceMember(Member):
     """An account whose API and lake are resources of the code location, under its own keys."""
 
-    def __init__(self, settings: AccountSettings, pool: str, api_key: str, lake_key: str):
-        super().__init__(settings, pool)
+    def __init__(self, settings: AccountSettings, api_key: str, lake_key: str):
+        super().__init__(settings)
         self.api_key, self.lake_key = api_key, lake_key
 
     def api(self, context) -> ZchatApi:
@@ -179,10 +180,9 @@ class Account(Shape):
 
     def __init__(self, settings: AccountSettings):
         days = AccountDays(start_date=settings.start_date, timezone=settings.timezone)
-        super().__init__(settings.name, settings, days, days)
-        self.api_key = self._suffixed("zchat_api")
-        self.lake_key = self._suffixed("zchat_lake")
-        self.member = ResourceMember(settings, self.pool, self.api_key, self.lake_key)
+        self.api_key, self.lake_key = suffixed("zchat_api", settings.name), suffixed("zchat_lake", settings.name)
+        super().__init__(settings.name, settings, days, days, pool=self.api_key)  # the pool is named as the API
+        self.member = ResourceMember(settings, self.api_key, self.lake_key)
         self.members = [self.member]
 
     def resource_keys(self, calls_api: bool) -> set[str]:
@@ -203,6 +203,11 @@ class Account(Shape):
             if not self.partitions.has_partition_key(key):
                 raise Failure(self.partitions.outside(key), allow_retries=False)
         return super().work(context)
+
+
+def suffixed(base: str, name: str | None) -> str:
+    """A resource key of an account: `zchat_api` for the unnamed one, `zchat_api_acme` for acme."""
+    return f"{base}_{name}" if name else base
 
 
 def account_resources(settings: AccountSettings, environ: Mapping[str, str], secret=None) -> tuple[ZchatApi, ZchatLake]:
@@ -231,17 +236,6 @@ def check_secrets(settings: AccountSettings, environ: Mapping[str, str]) -> None
     """What stops the load: a token pasted into token_env (never echoed), a missing or short hashing secret."""
     settings.check_secret_names(environ)
     settings.privacy(environ)
-
-
-def pool_slots(instance: DagsterInstance, pool: str) -> int:
-    """How many steps of a pool may run at once across the deployment: the pool's own limit if one was
-    set, else the instance's default pool limit, else 1 (no limit at all: then nothing splits the budget)."""
-    storage = instance.event_log_storage
-    if storage.supports_global_concurrency_limits:
-        slots = storage.get_concurrency_info(pool).slot_count
-        if slots:
-            return slots
-    return instance.global_op_concurrency_default_limit or 1
 
 
 def is_local(instance: DagsterInstance) -> bool:

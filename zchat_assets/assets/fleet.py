@@ -62,8 +62,8 @@ class FleetMember(Member):
     """An account of a fleet: its API and lake are built from its settings when a step needs them, the token
     read from the variable its `token_env` names, in the process that runs the step."""
 
-    def __init__(self, settings: AccountSettings, pool: str, environ: Mapping[str, str] = os.environ):
-        super().__init__(settings, pool)
+    def __init__(self, settings: AccountSettings, environ: Mapping[str, str] = os.environ):
+        super().__init__(settings)
         self._environ = environ
 
     def _resources(self) -> tuple[ZchatApi, ZchatLake]:
@@ -85,9 +85,11 @@ class Fleet(Shape):
 
     def __init__(self, settings: FleetSettings, environ: Mapping[str, str] = os.environ):
         days = AccountDays(start_date=settings.start_date, timezone=settings.defaults.timezone)
-        super().__init__(settings.name, settings.defaults, FleetDays(settings, days), days)
+        # No pool: a fleet-wide one would cap the steps of all its accounts together. The run queue caps runs
+        # per account (ACCOUNT_TAG), and each token's budget is shared by its running steps (`budget.Lease`).
+        super().__init__(settings.name, settings.defaults, FleetDays(settings, days), days, pool=None)
         self.source = settings.source
-        self.members = [FleetMember(account, self.pool, environ) for account in settings.accounts]
+        self.members = [FleetMember(account, environ) for account in settings.accounts]
         self._by_name = {m.name: m for m in self.members}
         self.accounts = StaticPartitionsDefinition([m.name for m in self.members])
 

@@ -44,11 +44,14 @@ class ApiMeter:
 
     def start(self) -> None:
         self._before = self._client.stats.snapshot()
+        self._client.lowest_rate_limit = self._client.rate_limit
         self._cpu0 = time.process_time()
 
     def figures(self) -> dict:
         now = self._client.stats.snapshot()
         out = {f"api_{k}": now[k] - self._before[k] for k in ("requests", "retries", "pages")}
+        if self._client.rate_limit is not None:  # the smallest part of the account's budget the day had
+            out["api_rate_limit"] = round(self._client.lowest_rate_limit, 2)
         out["cpu_seconds"] = round(time.process_time() - self._cpu0, 3)  # the whole process, every thread
         return out
 

@@ -18,7 +18,8 @@ from dagster import (AssetMaterialization, DefaultSensorStatus, JobDefinition, R
 from ..api import ZchatError
 from ..api.vendor import ONGOING_FILTERS
 from ..lake import LakeError
-from .account import SENSOR_SHARE, Member, Shape
+from .account import Member, Shape
+from .budget import SENSOR_SHARE
 from .ongoing import queue_figures, snapshot_table
 from .partitions import local_day
 

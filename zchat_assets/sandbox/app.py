@@ -11,6 +11,7 @@ import json
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from urllib.parse import parse_qsl
@@ -111,14 +112,16 @@ class SandboxApp:
                  retry_after: float = 1.0, slow_seconds: float = 3.0, drift: int = 7, fault_seed: int = 1,
                  schema_changes: tuple[str, ...] = (), more_accounts: dict[str, World] | None = None,
                  dialects: frozenset[str] = frozenset(), gaps: dict[str, float] | None = None,
-                 page_cap: int | None = None):
-        """`world` is served to `token`; `more_accounts` maps further tokens to worlds of their own;
+                 page_cap: int | None = None, fleet: Callable[[str], World | None] | None = None):
+        """`world` is served to `token`; `more_accounts` maps further tokens to worlds of their own, and
+        `fleet` gives any other token its world (or None: refused), made on its first request;
         `dialects` (see dialects.py) changes how the document is read; `gaps` (see views.py) loses some
         conversations for good; `page_cap` caps every page below what `limit` asks."""
         self.dialects = frozenset(dialects)
         self.views = Views(world, self.dialects, gaps, page_cap)
         self.token = token
         self.more_accounts = {t: Views(w, self.dialects, gaps, page_cap) for t, w in (more_accounts or {}).items()}
+        self._fleet, self._gaps, self._page_cap = fleet, gaps, page_cap
         self.latency, self.jitter = latency, jitter
         self.faults = dict(faults or {})
         self.max_in_flight = max_in_flight
@@ -131,6 +134,15 @@ class SandboxApp:
         if unknown:
             raise ValueError(f"unknown schema changes {sorted(unknown)}: choose from {', '.join(SCHEMA_CHANGES)}")
         self.schema_changes = tuple(schema_changes)
+
+    def _views(self, token: str | None) -> Views | None:
+        if token == self.token:
+            return self.views
+        if token not in self.more_accounts and token and self._fleet is not None:
+            world = self._fleet(token)
+            if world is not None:
+                self.more_accounts[token] = Views(world, self.dialects, self._gaps, self._page_cap)
+        return self.more_accounts.get(token)
 
     def queue_faults(self, *kinds: str) -> None:
         """The next requests get these faults, one each, in order (then the random ones resume)."""
@@ -169,7 +181,7 @@ class SandboxApp:
                                     {"Retry-After": _seconds(self.retry_after)})
         if self.latency or self.jitter:
             await asyncio.sleep(self.latency + random.uniform(0, self.jitter))
-        views = self.views if query.get("token") == self.token else self.more_accounts.get(query.get("token"))
+        views = self._views(query.get("token"))
         if views is None:
             self.stats.unauthorized += 1
             status = 200 if "auth_in_body" in self.dialects else 401
