@@ -82,9 +82,9 @@ class Sandbox:
         self.warm(DAY)
         self.stats(reset=True)
 
-    def warm(self, day) -> None:
-        """Makes the sandbox generate a day before anything is timed."""
-        self.get(f"/api/ms/external/history?token={TOKEN}&from={day}%2000:00:00&to={day}%2023:59:59"
+    def warm(self, day, token: str = TOKEN) -> None:
+        """Makes the sandbox generate a day (of the token's world) before anything is timed."""
+        self.get(f"/api/ms/external/history?token={token}&from={day}%2000:00:00&to={day}%2023:59:59"
                  "&timezone=-0300&limit=1")
 
     def get(self, path: str):
@@ -133,6 +133,14 @@ class Workspace:
             days = [m for m in days if "seconds" in m]
         return (span, sum(m["seconds"].value for m in days),
                 sum(m["cpu_seconds"].value for m in days if "cpu_seconds" in m))
+
+    def latest(self, asset: str, count: int) -> list[dict]:
+        """The metadata of the asset's latest `count` materializations, as plain values, newest first."""
+        from dagster import AssetKey, DagsterInstance
+
+        with DagsterInstance.from_config(str(self.dir / "home")) as instance:
+            records = instance.fetch_materializations(AssetKey.from_user_string(asset), limit=count).records
+            return [{k: v.value for k, v in r.asset_materialization.metadata.items()} for r in records]
 
     def messages(self):
         return ds.dataset(self.lake / "messages", partitioning="hive").to_table()

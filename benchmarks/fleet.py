@@ -1,11 +1,12 @@
 """The fleet benchmark: the code location's load at 1, 100 and 1,000 accounts, and a fleet's nightly run.
 
-    python benchmarks/fleet.py                 # every row, about N minutes on 2 cores
-    python benchmarks/fleet.py --only load     # some groups (load, nightly)
+    python benchmarks/fleet.py                 # every row, about 8 minutes on 2 cores
+    python benchmarks/fleet.py --only load     # some groups (load, budget, nightly)
 
-Each row times a fresh process, as a code server, a run worker or `dg check defs` starts one, in a copy
-of this project whose `zchat_assets/defs/` holds one `ZchatFleet` of that many accounts (the unnamed
-account removed). CPU and peak RSS come from the kernel's accounting of that process (`wait4`).
+The load rows time a fresh process, as a code server, a run worker or `dg check defs` starts one, in a
+copy of this project whose `zchat_assets/defs/` holds one `ZchatFleet` of that many accounts (the unnamed
+account removed). CPU and peak RSS come from the kernel's accounting of each process (`wait4`); requests
+are what the sandbox counted.
 """
 
 from __future__ import annotations
@@ -13,11 +14,20 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
+from datetime import date, timedelta
 from pathlib import Path
 
-from bench import BIN, run
+from bench import BIN, DAY, Sandbox, Workspace, run
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from zchat_assets.assets.automation import DAILY  # noqa: E402
+from zchat_assets.lake import Lake  # noqa: E402
+from zchat_assets.sandbox import World  # noqa: E402
+from zchat_assets_tests.truth import message_ids, protocols  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # What a code server does at start: load the definitions and build the snapshot it hands to the webserver.
@@ -26,7 +36,7 @@ LOAD = ("import zchat_assets.definitions as d; from dagster._core.remote_represe
         "print(len(list(repo.asset_graph.get_all_asset_keys())))")
 
 
-def project(folder: Path, accounts: int, base_url: str = "http://127.0.0.1:9", lake: str | None = None) -> Path:
+def project(folder: Path, accounts: int, base_url: str = "http://127.0.0.1:9", rate_limit: str = "20") -> Path:
     """A copy of this project whose only component is a fleet `bpo` of `accounts` accounts (a0000, a0001, …),
     listed in an accounts_file; every account's token is in the variable A<nnnn>_TOKEN."""
     shutil.copytree(ROOT / "zchat_assets", folder / "zchat_assets", ignore=shutil.ignore_patterns("__pycache__"))
@@ -37,7 +47,7 @@ def project(folder: Path, accounts: int, base_url: str = "http://127.0.0.1:9", l
     fleet.mkdir(parents=True)
     (fleet / "defs.yaml").write_text(
         "type: zchat_assets.ZchatFleet\nattributes:\n  name: bpo\n  start_date: \"2025-01-01\"\n"
-        f"  base_url: {base_url}\n  lake_uri: {lake or folder / 'lake'}\n  rate_limit: 20\n"
+        f"  base_url: {base_url}\n  lake_uri: {folder / 'lake'}\n  rate_limit: {rate_limit}\n"
         "  accounts_file: accounts.yaml\n")
     (fleet / "accounts.yaml").write_text("".join(f"- {{name: a{n:04d}, token_env: A{n:04d}_TOKEN}}\n"
                                                  for n in range(accounts)))
@@ -63,7 +73,93 @@ def load_rows() -> list[list[str]]:
     return rows
 
 
-GROUPS = {"load": load_rows}
+def budget_rows() -> list[list[str]]:
+    """The unnamed account at rate_limit 20, with the local instance's pool limit (dagster.yaml: 2 slots): one
+    run's messages alone, then two runs' at once; the sandbox counts the busiest second."""
+    rows = []
+    with Sandbox(300, 0.01) as sandbox:
+        space = Workspace(sandbox, 8, ZCHAT_RATE_LIMIT="20")
+        shutil.copy(ROOT / "dagster.yaml", space.dir / "home")
+        days = [(date.fromisoformat(DAY) - timedelta(days=n)).isoformat() for n in range(3)]
+        for day in days:
+            sandbox.warm(day)
+            space.materialize("zchat/history_expanded", day)
+        sandbox.stats(reset=True)
+        wall, cpu, rss = space.materialize("zchat/messages", DAY)
+        stats = sandbox.stats(reset=True)
+        (held,) = space.latest("zchat/messages", 1)
+        rows.append(["one run alone at rate_limit 20", f"{wall:.1f}", f"{cpu:.1f}", f"{rss:.0f}", "",
+                     f"messages step {held['api_requests'] / held['seconds']:.1f} requests/s "
+                     f"({held['api_requests']} in {held['seconds']:.1f} s), held {held['api_rate_limit']} /s; "
+                     f"busiest second {stats['max_per_second']}"])
+        started = time.monotonic()
+        together = [subprocess.Popen([str(BIN / "dagster"), "asset", "materialize", "-m", "zchat_assets.definitions",
+                                      "--select", "zchat/messages", "--partition", day], env=space.env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for day in days[1:]]
+        assert all(p.wait() == 0 for p in together)
+        wall = time.monotonic() - started
+        stats = sandbox.stats(reset=True)
+        both = space.latest("zchat/messages", 2)
+        rows.append(["two runs of one account at once, rate_limit 20", f"{wall:.1f}", "", "", "",
+                     f"{stats['requests']} requests; busiest second {stats['max_per_second']}; each step held "
+                     f"{', '.join(str(m['api_rate_limit']) for m in both)} /s at its lowest"])
+        space.close()
+    return rows
+
+
+def nightly_rows(accounts: int = 100, scale: int = 300) -> list[list[str]]:
+    """The fleet's nightly schedule for yesterday, one run per account as it asks, four at a time as the
+    local instance's queue runs them (max_concurrent_runs: 4), each run a process of its own."""
+    with tempfile.TemporaryDirectory() as tmp, Sandbox(scale, 0.0, "--fleet-prefix", "tok-") as sandbox:
+        folder = project(Path(tmp), accounts, sandbox.url, rate_limit="null")
+        env = environment(folder)
+        env.update({f"A{n:04d}_TOKEN": f"tok-{n}" for n in range(accounts)})
+        shutil.copy(ROOT / "dagster.yaml", folder)
+        # The instance exists before the night: created by four runs at once, its tables would race.
+        subprocess.run([str(BIN / "dagster"), "instance", "migrate"], env=env, cwd=folder, check=True,
+                       capture_output=True)
+        for n in range(accounts):
+            sandbox.warm(DAY, f"tok-{n}")
+        sandbox.stats(reset=True)
+        select = ",".join(f"zchat/bpo/{d}" for d in DAILY)
+        pending = [f"a{n:04d}|{DAY}" for n in range(accounts)]
+        running, figures = {}, []
+        started = time.monotonic()
+        while pending or running:
+            while pending and len(running) < 4:
+                key = pending.pop(0)
+                log = open(folder / f"{key.replace('|', '_')}.log", "wb")
+                child = subprocess.Popen([str(BIN / "dagster"), "asset", "materialize", "-m", "zchat_assets.definitions",
+                                          "--select", select, "--partition", key], env=env, cwd=folder,
+                                         stdout=subprocess.DEVNULL, stderr=log)
+                running[child.pid] = key
+            pid, status, usage = os.wait4(-1, 0)
+            if pid in running:
+                if status:
+                    log = (folder / f"{running[pid].replace('|', '_')}.log").read_text()
+                    raise RuntimeError(f"the run of {running[pid]} failed:\n{log[-3000:]}")
+                figures.append((usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024))
+                del running[pid]
+        wall = time.monotonic() - started
+        stats = sandbox.stats()
+        exact = all(exact_account(folder / "lake", n, scale) for n in range(accounts))
+    cpu = sum(c for c, _ in figures)
+    return [[f"nightly of {accounts} accounts x {scale} interactions", f"{wall:.1f}", f"{cpu:.1f}",
+             f"{max(r for _, r in figures):.0f}", "",
+             f"{len(figures)} runs, {stats['requests']:,} requests, {cpu / len(figures):.1f} CPU s a run; "
+             f"every account exact: {exact}"]]
+
+
+def exact_account(lake: Path, number: int, scale: int) -> bool:
+    """The account's day in the lake holds exactly the interactions and messages its sandbox world has."""
+    world = World(seed=7 + number, scale=scale, account=1000 + number)
+    account = Lake(str(lake), account=f"a{number:04d}")
+    history = sorted(account.read("history", DAY).column("protocol_id").to_pylist())
+    messages = sorted(account.read("messages", DAY).column("message_id").to_pylist(), key=str)
+    return history == sorted(protocols(world, DAY)) and messages == sorted(message_ids(world, DAY), key=str)
+
+
+GROUPS = {"load": load_rows, "budget": budget_rows, "nightly": nightly_rows}
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from zchat_assets.api import ClientSettings
+from zchat_assets.fleets import fleet_from_yaml
 from zchat_assets.api.settings import DEFAULT_TOKEN_ENV
 from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer
@@ -106,3 +107,15 @@ def test_the_account_example_is_a_valid_account():
     assert document["type"] == "zchat_assets.ZchatAccount"
     assert set(document["attributes"]) == set(AccountSettings.model_fields), "it shows every attribute"
     assert named(document["attributes"]).name == "acme"
+
+
+def test_the_fleet_example_is_a_valid_fleet():
+    """The YAML after `<!-- fleet-yaml -->` in docs/accounts.md loads as a fleet of its three accounts."""
+    block = re.search(r"<!-- fleet-yaml -->\n```yaml\n(.*?)^```", text(ROOT / "docs" / "accounts.md"),
+                      re.MULTILINE | re.DOTALL)
+    assert block, "docs/accounts.md: a ```yaml block right after <!-- fleet-yaml -->"
+    document = yaml.safe_load(block.group(1))
+    assert document["type"] == "zchat_assets.ZchatFleet"
+    fleet = fleet_from_yaml(document["attributes"], "docs/accounts.md", ROOT)
+    assert [a.name for a in fleet.accounts] == ["acme", "globex", "initech"]
+    assert fleet.account("globex").rate_limit == 10 and fleet.account("acme").rate_limit == 20

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -230,3 +231,45 @@ def test_a_backfill_of_a_fleet_runs_in_chunks_of_one_accounts_days():
     # Dagster cuts each range in runs of at most 7 partitions, so no run holds two accounts' days.
     assert sorted((r.start, r.end) for r in ranges) == [("a|2026-11-01", "a|2026-11-20"),
                                                         ("b|2026-11-01", "b|2026-11-20")]
+
+
+@pytest.mark.slow
+def test_a_fleet_of_a_thousand_through_dg_and_the_dagster_cli(tmp_path):
+    """`dg check defs` and `dg list defs` with a fleet of 1,000 accounts; one account's day launched with
+    `dg launch --partition 'a0007|D'`, exact."""
+    from argparse import Namespace
+
+    from zchat_assets.cli import _fleet_worlds
+
+    from .test_accounts import BIN, ROOT, run, succeeded
+    from .truth import message_ids, protocols
+
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "zchat_assets", project / "zchat_assets", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "workspace.yaml", "dagster.yaml"):
+        shutil.copy(ROOT / name, project)
+    shutil.rmtree(project / "zchat_assets" / "defs" / "default")
+    folder = project / "zchat_assets" / "defs" / "fleets" / "bpo"
+    folder.mkdir(parents=True)
+    worlds = _fleet_worlds(Namespace(fleet_prefix="tok-", seed=7, scale=40, timezone="America/Sao_Paulo"))
+    with SandboxServer(SandboxApp(World(scale=1), "unused", fleet=worlds)) as server:
+        (folder / "defs.yaml").write_text(
+            f"type: zchat_assets.ZchatFleet\nattributes:\n  name: bpo\n  start_date: \"{START}\"\n"
+            f"  base_url: {server.url}\n  lake_uri: {tmp_path / 'lake'}\n  accounts_file: accounts.yaml\n")
+        (folder / "accounts.yaml").write_text("".join(f"- {{name: a{n:04d}, token_env: A{n:04d}_TOKEN}}\n"
+                                                      for n in range(1000)))
+        succeeded(run([str(BIN / "dg"), "check", "defs"], project))
+        listed = succeeded(run([str(BIN / "dg"), "list", "defs", "--json"], project))
+        assets = json.loads(listed.stdout[listed.stdout.index("{"):])["assets"]
+        assert sorted(a["asset_key"] for a in assets) == sorted(f"zchat/bpo/{d}" for d in (
+            "report_by_period", "report_by_agent", "report_by_department", "report_by_channel", "report_by_tag",
+            "history", "history_expanded", "messages", "conversations", "ongoing"))
+        launched = run([str(BIN / "dg"), "launch", "--assets", ",".join(f"zchat/bpo/{d}" for d in FETCHED),
+                        "--partition", f"a0007|{DAY}"], project, A0007_TOKEN="tok-7")
+        succeeded(launched)
+        world = server.app.more_accounts["tok-7"].world
+    lake = Lake(str(tmp_path / "lake"), account="a0007")
+    assert sorted(lake.read("history", DAY).column("protocol_id").to_pylist()) == sorted(protocols(world, DAY))
+    assert sorted(lake.read("messages", DAY).column("message_id").to_pylist(), key=str) == \
+        sorted(message_ids(world, DAY), key=str)
+    assert "tok-7" not in launched.stdout + launched.stderr
