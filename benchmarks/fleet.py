@@ -1,7 +1,7 @@
 """The fleet benchmark: the code location's load at 1, 100 and 1,000 accounts, and a fleet's nightly run.
 
     python benchmarks/fleet.py                 # every row, about 8 minutes on 2 cores
-    python benchmarks/fleet.py --only load     # some groups (load, budget, nightly)
+    python benchmarks/fleet.py --only load     # some groups (load, budget, nightly, ui)
 
 The load rows time a fresh process, as a code server, a run worker or `dg check defs` starts one, in a
 copy of this project whose `zchat_assets/defs/` holds one `ZchatFleet` of that many accounts (the unnamed
@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from zchat_assets.assets.automation import DAILY  # noqa: E402
 from zchat_assets.lake import Lake  # noqa: E402
 from zchat_assets.sandbox import World  # noqa: E402
+from zchat_assets_tests.projects import fleet_project  # noqa: E402
 from zchat_assets_tests.truth import message_ids, protocols  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,21 +40,8 @@ LOAD = ("import zchat_assets.definitions as d; from dagster._core.remote_represe
 
 
 def project(folder: Path, accounts: int, base_url: str = "http://127.0.0.1:9", rate_limit: str = "20") -> Path:
-    """A copy of this project whose only component is a fleet `bpo` of `accounts` accounts (a0000, a0001, …),
-    listed in an accounts_file; every account's token is in the variable A<nnnn>_TOKEN."""
-    shutil.copytree(ROOT / "zchat_assets", folder / "zchat_assets", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "workspace.yaml", "dagster.yaml"):
-        shutil.copy(ROOT / name, folder)
-    shutil.rmtree(folder / "zchat_assets" / "defs" / "default")
-    fleet = folder / "zchat_assets" / "defs" / "fleets" / "bpo"
-    fleet.mkdir(parents=True)
-    (fleet / "defs.yaml").write_text(
-        "type: zchat_assets.ZchatFleet\nattributes:\n  name: bpo\n  start_date: \"2025-01-01\"\n"
-        f"  base_url: {base_url}\n  lake_uri: {folder / 'lake'}\n  rate_limit: {rate_limit}\n"
-        "  accounts_file: accounts.yaml\n")
-    (fleet / "accounts.yaml").write_text("".join(f"- {{name: a{n:04d}, token_env: A{n:04d}_TOKEN}}\n"
-                                                 for n in range(accounts)))
-    return folder
+    """A copy of this project whose only component is a fleet `bpo` of that many accounts, its lake inside."""
+    return fleet_project(folder, accounts, base_url, folder / "lake", rate_limit=rate_limit)
 
 
 def environment(folder: Path) -> dict:
@@ -114,7 +104,6 @@ def nightly_rows(accounts: int = 100, scale: int = 300) -> list[list[str]]:
         folder = project(Path(tmp), accounts, sandbox.url, rate_limit="null")
         env = environment(folder)
         env.update({f"A{n:04d}_TOKEN": f"tok-{n}" for n in range(accounts)})
-        shutil.copy(ROOT / "dagster.yaml", folder)
         # The instance exists before the night: created by four runs at once, its tables would race.
         subprocess.run([str(BIN / "dagster"), "instance", "migrate"], env=env, cwd=folder, check=True,
                        capture_output=True)
@@ -159,7 +148,77 @@ def exact_account(lake: Path, number: int, scale: int) -> bool:
     return history == sorted(protocols(world, DAY)) and messages == sorted(message_ids(world, DAY), key=str)
 
 
-GROUPS = {"load": load_rows, "budget": budget_rows, "nightly": nightly_rows}
+PARTITIONS_QUERY = """query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
+  partitionKeysByDimension { name partitionKeys }
+  assetPartitionStatuses { ... on MultiPartitionStatuses { primaryDimensionName ranges { primaryDimStartKey
+    primaryDimEndKey secondaryDim { ... on DefaultPartitionStatuses { materializedPartitions failedPartitions } } } } }
+} } }"""
+
+
+def ui_rows(days_done: int = 30) -> list[list[str]]:
+    """What the UI's partition page of a fleet's asset asks the webserver (its partition keys, by dimension,
+    and their statuses), with `days_done` days of every account materialized, at 100 and 1,000 accounts."""
+    import json
+    import urllib.request
+
+    from dagster import AssetKey, AssetMaterialization, DagsterInstance
+
+    rows = []
+    for accounts in (100, 1000):
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = project(Path(tmp), accounts)
+            env = environment(folder)
+            subprocess.run([str(BIN / "dagster"), "instance", "migrate"], env=env, cwd=folder, check=True,
+                           capture_output=True)
+            key = AssetKey(["zchat", "bpo", "history"])
+            last = date.fromisoformat(DAY)
+            with DagsterInstance.from_config(str(folder)) as instance:
+                for n in range(accounts):
+                    for d in range(days_done):
+                        day = (last - timedelta(days=d)).isoformat()
+                        instance.report_runless_asset_event(AssetMaterialization(key, partition=f"a{n:04d}|{day}"))
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+            started = time.monotonic()
+            webserver = subprocess.Popen([str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-p", str(port)],
+                                         env=env, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                         start_new_session=True)
+            try:
+                body = json.dumps({"query": PARTITIONS_QUERY, "variables": {"key": {"path": key.path}}}).encode()
+                while True:
+                    try:
+                        request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", body,
+                                                         {"Content-Type": "application/json"})
+                        answer = json.loads(urllib.request.urlopen(request, timeout=300).read())
+                        if answer.get("data", {}).get("assetNodeOrError", {}).get("partitionKeysByDimension"):
+                            break
+                    except OSError:
+                        pass
+                    assert time.monotonic() - started < 300, "the webserver did not start"
+                    time.sleep(0.5)
+                ready = time.monotonic() - started
+                timings = []
+                for _ in range(3):
+                    begun = time.monotonic()
+                    answer = urllib.request.urlopen(urllib.request.Request(
+                        f"http://127.0.0.1:{port}/graphql", body, {"Content-Type": "application/json"}), timeout=300)
+                    size = len(answer.read())
+                    timings.append(time.monotonic() - begun)
+            finally:
+                os.killpg(webserver.pid, signal.SIGTERM)
+                webserver.wait()
+        rows.append([f"UI partition page, {accounts:,} accounts", f"{min(timings):.2f}", "", "", "",
+                     f"{accounts * days_in_fleet():,} partitions an asset, {accounts * days_done:,} materialized; "
+                     f"webserver answering after {ready:.0f} s; the answer {size / 1e6:.1f} MB"])
+    return rows
+
+
+def days_in_fleet() -> int:
+    return (date.fromisoformat(DAY) - date(2025, 1, 1)).days + 3  # the project's start_date to yesterday
+
+
+GROUPS = {"load": load_rows, "budget": budget_rows, "nightly": nightly_rows, "ui": ui_rows}
 
 
 def main() -> None:

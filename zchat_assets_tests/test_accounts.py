@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,9 +17,9 @@ from zchat_assets.sandbox import SandboxApp, SandboxServer, World
 from zchat_assets.settings import SHARED_LAKE, named
 
 from .conftest import DAY, NOW, START, account_defs, daily_assets, fast_api, only
+from .projects import copy_project
 from .truth import interactions, message_ids, protocols
 
-ROOT = Path(__file__).parents[1]
 BIN = Path(sys.executable).parent
 TOKENS = {"acme": "acme-token-1b7e-SECRET", "globex": "globex-token-93c1-SECRET"}
 FETCHED = ("history", "history_expanded", "messages")
@@ -66,10 +65,7 @@ def test_two_accounts_share_a_lake_and_each_gets_exactly_its_own_data(two_accoun
 
 def project_with_accounts(tmp_path: Path, url: str, lake: Path) -> Path:
     """A copy of this project with two accounts scaffolded next to the unnamed one, as a user adds them."""
-    project = tmp_path / "project"
-    shutil.copytree(ROOT / "zchat_assets", project / "zchat_assets", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "workspace.yaml", "dagster.yaml"):
-        shutil.copy(ROOT / name, project)
+    project = copy_project(tmp_path / "project")
     for name in TOKENS:
         succeeded(run([str(BIN / "dg"), "scaffold", "defs", "zchat_assets.ZchatAccount", f"accounts/{name}"], project))
         yaml = project / "zchat_assets" / "defs" / "accounts" / name / "defs.yaml"
@@ -127,10 +123,7 @@ GLOBEX = Path("zchat_assets/defs/accounts/globex/defs.yaml")
 
 def project_with_globex(tmp_path: Path, attributes: str) -> Path:
     """A copy of this project with one more account, globex, whose defs.yaml has these attribute lines."""
-    project = tmp_path / "project"
-    shutil.copytree(ROOT / "zchat_assets", project / "zchat_assets", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "workspace.yaml", "dagster.yaml"):
-        shutil.copy(ROOT / name, project)
+    project = copy_project(tmp_path / "project")
     (project / GLOBEX).parent.mkdir(parents=True)
     (project / GLOBEX).write_text(f"type: zchat_assets.ZchatAccount\nattributes:\n  name: globex\n"
                                   f"  start_date: \"{START}\"\n  {attributes}\n")

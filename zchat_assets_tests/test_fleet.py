@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -121,7 +120,7 @@ def test_days_before_an_accounts_start_are_not_its_days(two_sandboxes, tokens, t
     with pytest.raises(OutsideThePartitions, match="nobody\\|2026-11-18 is not one of fleet bpo's partitions"):
         materialize(assets, [f"nobody|{DAY}"])
     # A range that reaches before the account's start fails before any request, in the same sentence.
-    result = materialize(only_history(assets), [f"initech|2026-11-18", f"initech|2026-11-19"])
+    result = materialize(only_history(assets), ["initech|2026-11-18", "initech|2026-11-19"])
     assert not result.success and servers["two"].app.stats.as_dict()["requests"] == 0
     assert "is not one of account initech's days" in step_failure(result)
 
@@ -241,23 +240,13 @@ def test_a_fleet_of_a_thousand_through_dg_and_the_dagster_cli(tmp_path):
 
     from zchat_assets.cli import _fleet_worlds
 
-    from .test_accounts import BIN, ROOT, run, succeeded
+    from .projects import fleet_project
+    from .test_accounts import BIN, run, succeeded
     from .truth import message_ids, protocols
 
-    project = tmp_path / "project"
-    shutil.copytree(ROOT / "zchat_assets", project / "zchat_assets", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "workspace.yaml", "dagster.yaml"):
-        shutil.copy(ROOT / name, project)
-    shutil.rmtree(project / "zchat_assets" / "defs" / "default")
-    folder = project / "zchat_assets" / "defs" / "fleets" / "bpo"
-    folder.mkdir(parents=True)
     worlds = _fleet_worlds(Namespace(fleet_prefix="tok-", seed=7, scale=40, timezone="America/Sao_Paulo"))
     with SandboxServer(SandboxApp(World(scale=1), "unused", fleet=worlds)) as server:
-        (folder / "defs.yaml").write_text(
-            f"type: zchat_assets.ZchatFleet\nattributes:\n  name: bpo\n  start_date: \"{START}\"\n"
-            f"  base_url: {server.url}\n  lake_uri: {tmp_path / 'lake'}\n  accounts_file: accounts.yaml\n")
-        (folder / "accounts.yaml").write_text("".join(f"- {{name: a{n:04d}, token_env: A{n:04d}_TOKEN}}\n"
-                                                      for n in range(1000)))
+        project = fleet_project(tmp_path / "project", 1000, server.url, tmp_path / "lake", START)
         succeeded(run([str(BIN / "dg"), "check", "defs"], project))
         listed = succeeded(run([str(BIN / "dg"), "list", "defs", "--json"], project))
         assets = json.loads(listed.stdout[listed.stdout.index("{"):])["assets"]
