@@ -79,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
 
     recover = commands.add_parser("recover", help="mark failed the runs of the instance ($DAGSTER_HOME) whose "
                                                   "process is gone (killed), and free the pool slots they hold")
-    recover.add_argument("--run-id", action="append", default=[], help="this run only (repeatable): for an instance "
-                                                                       "whose runs ran on other machines too")
+    recover.add_argument("--run-id", action="append", default=[], help="only this run (repeatable); on an instance "
+                                                                       "whose runs ran on other machines, mark it "
+                                                                       "failed: its process cannot be seen from here")
 
     args = parser.parse_args(argv)
     try:
@@ -281,11 +282,12 @@ def run_recover(args) -> int:
     if not args.environ.get("DAGSTER_HOME"):
         raise ValueError("DAGSTER_HOME is not set: set it to the instance's folder (the one with its dagster.yaml)")
     with DagsterInstance.get() as instance:
-        if not args.run_id and not is_local(instance):
+        local = is_local(instance)
+        if not args.run_id and not local:
             raise ValueError("this instance holds runs of other machines, whose processes cannot be seen from here: "
                              "there the daemon's run monitoring fails dead runs and frees their slots; to mark one "
                              "run failed by hand, give --run-id")
-        lines = recover(instance, args.run_id or None)
+        lines = recover(instance, args.run_id or None, local)
     print("\n".join(lines) if lines else "No run of this instance has lost its process.")
     return 0
 

@@ -32,11 +32,7 @@ class FleetSettings:
     source: str
 
     def account(self, name: str) -> AccountSettings:
-        return self._by_name[name]
-
-    @property
-    def _by_name(self) -> dict[str, AccountSettings]:
-        return {a.name: a for a in self.accounts}
+        return next(a for a in self.accounts if a.name == name)
 
     @property
     def start_date(self) -> str:

@@ -27,8 +27,6 @@ def mark(lake: Lake, day: str, unfinished: int) -> None:
         lake.discard(path)
 
 
-
-
 def open_days_by_account(lakes: list[Lake]) -> dict[str | None, list[str]]:
     """The marked days of many accounts, by account, with one listing per lake root (a fleet's accounts
     usually share one): a marker's presence is what counts, as `mark` removes it once the day has closed."""

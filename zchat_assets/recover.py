@@ -47,22 +47,22 @@ def last_pid(instance: DagsterInstance, run: DagsterRun) -> int | None:
 
 def dead(instance: DagsterInstance, run: DagsterRun) -> bool:
     """Its process is gone, or the pid is now another process's (started after the run)."""
-    pid = last_pid(instance, run)
-    if pid is None:
-        return False  # queued or starting: nothing ran yet
-    started = process_started(pid)
     record = instance.get_run_record_by_id(run.run_id)
-    run_start = record.start_time if record and record.start_time else 0
-    return started is None or (started > 0 and started > run_start + 1)
+    pid = last_pid(instance, run)
+    if pid is None or record is None or not record.start_time:
+        return False  # queued or starting: nothing to judge yet
+    started = process_started(pid)
+    return started is None or (started > 0 and started > record.start_time + 1)
 
 
-def recover(instance: DagsterInstance, run_ids: list[str] | None = None) -> list[str]:
-    """Marks failed the given runs, or every dead run of a local instance; frees their slots. Returns lines."""
+def recover(instance: DagsterInstance, run_ids: list[str] | None = None, local: bool = True) -> list[str]:
+    """Marks failed the dead runs (of `run_ids`, or all) and frees their slots; returns a line for each. On an
+    instance that is not `local` the runs of other machines cannot be judged: `run_ids` are taken as dead."""
     runs = instance.get_runs(RunsFilter(run_ids=run_ids, statuses=UNFINISHED) if run_ids
                              else RunsFilter(statuses=UNFINISHED))
     lines = []
     for run in runs:
-        if not run_ids and not dead(instance, run):
+        if local and not dead(instance, run):
             continue
         freed = 0
         storage = instance.event_log_storage

@@ -26,10 +26,11 @@ class ZchatApi(ConfigurableResource, ClientSettings):
     token_variable: str = Field(default=DEFAULT_TOKEN_ENV, description="Where the token comes from, as errors name it "
                                                                        "(never what a user wrote in token_env).")
 
-    def open_client(self, logger: logging.Logger | None = None, rate_share: float = 1.0) -> ZchatClient:
+    def open_client(self, logger: logging.Logger | None = None, rate_share: float = 1.0, **overrides) -> ZchatClient:
         """A new client with its own pool and request counters, holding `rate_share` of the account's
-        rate limit; close it when done (`with`)."""
-        return ZchatClient(self.token, self, logger, rate_share, self.token_variable)
+        rate limit, with these client settings changed; close it when done (`with`)."""
+        settings = self.model_copy(update=overrides) if overrides else self
+        return ZchatClient(self.token, settings, logger, rate_share, self.token_variable)
 
 
 class ZchatLake(ConfigurableResource):

@@ -27,7 +27,7 @@ def build_account_defs(settings: AccountSettings, environ: Mapping[str, str]) ->
 
 def build_fleet_defs(settings: FleetSettings, environ: Mapping[str, str]) -> Definitions:
     """Everything of a fleet: as many definitions for a thousand accounts as for one."""
-    fleet = Fleet(settings)
+    fleet = Fleet(settings, environ)
     fleet.check(environ)
     return build_defs(fleet, {})
 

@@ -54,11 +54,11 @@ class Member:
         return day
 
     @contextmanager
-    def open_client(self, context, share: float | None = None) -> Iterator[ZchatClient]:
+    def open_client(self, context, share: float | None = None, **overrides) -> Iterator[ZchatClient]:
         """A client of the account's API holding `share` of its rate limit; by default an API step's part:
         what the sensor leaves, shared with the steps of the same token running now, in any run on any
-        machine (`budget.Lease`), so that they stay within the budget together and one alone gets it all."""
-        with self.api(context).open_client(context.log, share or 1 - SENSOR_SHARE) as client:
+        machine (`budget.Lease`), so that they stay within the budget together and one alone gets all of it."""
+        with self.api(context).open_client(context.log, share or 1 - SENSOR_SHARE, **overrides) as client:
             if share is not None or client.rate_limit is None:
                 yield client
                 return
@@ -121,10 +121,14 @@ class Shape:
         """Partition keys, account by account, as the days of each."""
         raise NotImplementedError
 
-    def work(self, context: AssetExecutionContext) -> list[tuple[Member, list[Day]]]:
-        """The run's days, account by account, as the API asks for them."""
+    def work(self, context: AssetExecutionContext) -> tuple[list[tuple[Member, list[Day]]], list[tuple[str, Failure]]]:
+        """The run's days, account by account, as the API asks for them; and the partition keys refused, each
+        with the sentence that says why."""
+        return self.windows(context.partition_keys), []
+
+    def windows(self, keys: list[str]) -> list[tuple[Member, list[Day]]]:
         return [(member, [day_window(day, self.settings.timezone) for day in days])
-                for member, days in self.split(context.partition_keys)]
+                for member, days in self.split(keys)]
 
     def asset_args(self, dataset: str, family: str, *, calls_api: bool = True) -> dict:
         """What every daily asset has in common, for `@asset`."""
@@ -195,7 +199,7 @@ class Account(Shape):
     def split(self, keys: list[str]) -> list[tuple[Member, list[str]]]:
         return [(self.member, list(keys))] if keys else []
 
-    def work(self, context: AssetExecutionContext) -> list[tuple[Member, list[Day]]]:
+    def work(self, context: AssetExecutionContext):
         """A run can name days that are no longer partitions (re-executed after the start date moved): then
         our sentence, not the invariant Dagster would fail with."""
         asked = context.partition_key_range

@@ -71,8 +71,8 @@ def schedules(shape: Shape, daily_job: JobDefinition) -> list[ScheduleDefinition
 
     @schedule(job=daily_job, cron_schedule=LOOKBACK_CRON, execution_timezone=timezone,
               name=shape.named("lookback_schedule"),
-              description=f"At 04:30 re-materializes the {days} days before yesterday in one run (lookback_days) "
-                          f"{'per account ' if shape.fleet else ''}, so interactions that ended late are complete, "
+              description=f"At 04:30 re-materializes the {days} days before yesterday (lookback_days) in one run"
+                          f"{' per account' if shape.fleet else ''}, so interactions that ended late are complete, "
                           "and, one run each, older days that still had interactions going on (up to "
                           f"{shape.settings.open_days_max} days back).")
     def lookback(context: ScheduleEvaluationContext):

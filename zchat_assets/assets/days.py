@@ -34,7 +34,8 @@ from .partitions import Day
 
 # What one day can fail with while the other days of a range still can succeed: an outage that outlasted the
 # retries, a value of another type, a refused request, a failed write, a stale or missing input (Failure).
-# A rejected token, a wrong URL or an unwritable lake fail every day alike: they stop the run at once.
+# A rejected token, a wrong URL or an unwritable lake fail every day of the account alike: they stop the
+# account's days at once (the run's, when it is the only account of the run).
 DAY_FAULTS = (ApiUnavailableError, BadRequestError, GoneError, SchemaError, LakeError, FileNotFoundError, Failure)
 
 
@@ -91,18 +92,20 @@ def run_days(context: AssetExecutionContext, shape: Shape, session) -> Iterator:
     gives the function that produces one day. What stops an account (a rejected token, a wrong URL, an
     unwritable lake) stops the run when it is the run's only account; in a run of several accounts it fails
     that account's days and the others go on."""
-    work = shape.work(context)
-    several = sum(len(days) for _, days in work) > 1
+    work, refused = shape.work(context)
+    several = sum(len(days) for _, days in work) + len(refused) > 1
     done: list[tuple[str, DayOutcome]] = []  # by partition key
     rejected: list[tuple[str, DayRejected]] = []
-    failed: list[tuple[str, Exception]] = []
+    failed: list[tuple[str, Exception]] = list(refused)
     label = context.asset_key.to_user_string()
+    for key, problem in refused:
+        context.log.error(f"{label} {key}: {problem}")
     try:
         for member, days in work:
-            at = 0  # the day being produced: where the account's trouble starts, if it comes
+            settled: set[str] = set()  # the account's days done, rejected or failed so far
             try:
                 with session(member) as produce:
-                    for at, day in enumerate(days):
+                    for day in days:
                         key = member.partition(day.key)
                         started = time.monotonic()
                         try:
@@ -110,22 +113,26 @@ def run_days(context: AssetExecutionContext, shape: Shape, session) -> Iterator:
                         except DayRejected as rejection:  # not published; the other days of the run go on
                             context.log.error(str(rejection))
                             rejected.append((key, rejection))
+                            settled.add(key)
                             continue
                         except DAY_FAULTS as exc:  # this day's trouble (an outage past the retries, a bad value)
                             if not several:
                                 raise
                             context.log.error(f"{label} {key} failed: {exc}")
                             failed.append((key, exc))
+                            settled.add(key)
                             continue
                         outcome.metadata["seconds"] = round(time.monotonic() - started, 3)
                         done.append((key, outcome))
+                        settled.add(key)
             except Exception as exc:
                 if len(work) == 1:
                     raise
                 # This account's trouble only (its token, its lake): its days fail, the other accounts go on.
-                context.log.error(f"{label}: account {member.name} failed ({exc}); its {len(days) - at} day(s) "
-                                  f"from {days[at].key} are not published, the other accounts go on.")
-                failed.extend((member.partition(d.key), exc) for d in days[at:])
+                left = [member.partition(d.key) for d in days if member.partition(d.key) not in settled]
+                context.log.error(f"{label}: account {member.name} failed ({exc}); {len(left)} of its day(s) are "
+                                  "not published, the other accounts go on.")
+                failed.extend((key, exc) for key in left)
     except Exception:  # what no day can get past (a rejected token, a wrong URL): the days done stay recorded
         if several:
             for key, outcome in done:

@@ -20,10 +20,12 @@ from ..fleets import FleetSettings
 from ..resources import ZchatApi, ZchatLake
 from ..settings import AccountSettings
 from .account import Member, Shape, account_resources, check_secrets
-from .partitions import AccountDays, Day, OutsideThePartitions
+from .partitions import AccountDays, OutsideThePartitions
 
-# A backfill is cut in runs of one account's days, this many at most: Dagster records each run's days as it
-# ends, so a killed run loses at most this many days' record (their data stays in the lake and its cache).
+# A backfill is cut in runs of this many partitions at most: Dagster records each run's days as it ends, so a
+# killed run loses at most this many days' record (their data stays in the lake and its cache). Dagster cuts
+# along the dimension with fewer keys in the backfill: days of one account when there are fewer accounts
+# than days, else one day of several accounts.
 CHUNK_DAYS = 7
 ACCOUNT_TAG = "zchat/account"  # on the runs of one account: the run queue limits runs per account by it
 
@@ -33,8 +35,10 @@ class FleetDays(MultiPartitionsDefinition):
     one of that account's (before its start_date, or not yet over)."""
 
     def __init__(self, fleet: FleetSettings, days: AccountDays):
-        super().__init__({"account": StaticPartitionsDefinition([a.name for a in fleet.accounts]), "date": days})
+        self.accounts = StaticPartitionsDefinition([a.name for a in fleet.accounts])
+        super().__init__({"account": self.accounts, "date": days})
         self.fleet, self.days = fleet, days
+        self._starts = {a.name: a.start_date for a in fleet.accounts}
 
     def validate_partition_key(self, partition_key, context=None) -> None:
         problem = self.problem(str(partition_key))
@@ -45,12 +49,12 @@ class FleetDays(MultiPartitionsDefinition):
     def problem(self, key: str) -> str | None:
         """What is wrong with a partition key, in one sentence; None when it is one of the fleet's."""
         account, _, day = key.partition("|")
-        names = [a.name for a in self.fleet.accounts]
-        if not day or account not in names:
+        if not day or account not in self._starts:
+            names = list(self._starts)
             return (f"{key} is not one of fleet {self.fleet.name}'s partitions: give account|YYYY-MM-DD with one "
                     f"of its accounts ({', '.join(names[:5])}{', …' if len(names) > 5 else ''}), e.g. "
                     f"{names[0]}|{self.days.get_last_partition_key()}.")
-        start = self.fleet.account(account).start_date
+        start = self._starts[account]
         if not self.days.has_partition_key(day) or day < start:
             return (f"{day} is not one of account {account}'s days in fleet {self.fleet.name}, which run from "
                     f"{start} (its start_date in {self.fleet.source}) to {self.days.get_last_partition_key()} "
@@ -91,7 +95,7 @@ class Fleet(Shape):
         self.source = settings.source
         self.members = [FleetMember(account, environ) for account in settings.accounts]
         self._by_name = {m.name: m for m in self.members}
-        self.accounts = StaticPartitionsDefinition([m.name for m in self.members])
+        self.accounts = self.partitions.accounts
 
     def check(self, environ: Mapping[str, str]) -> None:
         """What would stop an account's runs and can be told at load: a token pasted where its variable's name
@@ -106,13 +110,20 @@ class Fleet(Shape):
             by_account.setdefault(account, []).append(day)
         return [(self._by_name[name], days) for name, days in by_account.items()]
 
-    def work(self, context: AssetExecutionContext) -> list[tuple[Member, list[Day]]]:
-        """Every day of the run must be one of its account's days: else one sentence, before any request."""
+    def work(self, context: AssetExecutionContext):
+        """A day that is not one of its account's (before its start_date) is refused in one sentence and nothing
+        is fetched for it, and only that account's days are refused: the run's other accounts go on. A run with
+        nothing else to do fails with that sentence, before any request."""
+        keys, refused = [], []
         for key in context.partition_keys:
             problem = self.partitions.problem(key)
             if problem:
-                raise Failure(problem, allow_retries=False)
-        return super().work(context)
+                refused.append((key, Failure(problem, allow_retries=False)))
+            else:
+                keys.append(key)
+        if refused and not keys:
+            raise refused[0][1]
+        return self.windows(keys), refused
 
     def run_tags(self, member: Member) -> dict[str, str]:
         return {ACCOUNT_TAG: member.name}

@@ -24,7 +24,10 @@ from .ongoing import queue_figures, snapshot_table
 from .partitions import local_day
 
 POLL_SECONDS = 60
-POLL_BUDGET_SECONDS = 30  # of a tick, for a fleet's polls: sensor evaluations time out at 60 s
+POLL_BUDGET_SECONDS = 25  # of a tick, for a fleet's polls: sensor evaluations time out at 60 s
+# A fleet's poll of one account gives up soon (about 20 s at worst), so that a slow or failing account never
+# keeps the tick past its time limit; that account is polled again at its next turn.
+QUICK = dict(max_retries=1, connect_timeout=3.0, read_timeout=5.0, backoff_max_seconds=1.0, max_throttle_waits=1)
 REFRESH_DEBOUNCE_SECONDS = 600
 RETENTION_EVERY_SECONDS = 3600
 
@@ -52,16 +55,16 @@ def ended_days(previous: dict[str, datetime], current: set[str], tz_name: str) -
     return {local_day(created, tz_name) for protocol, created in previous.items() if protocol not in current}
 
 
-def poll(context: SensorEvaluationContext, shape: Shape, member: Member, cursor: dict, refreshes: bool):
+def poll(context: SensorEvaluationContext, shape: Shape, member: Member, cursor: dict, refreshes: bool, **client):
     """One poll of one account's ongoing interactions: the snapshot written, its event, and the refresh runs of
     the days whose interactions ended. Raises what stops the poll (the API, the lake); `cursor` is updated."""
     tz_name = shape.settings.timezone
     polled_at = datetime.now(timezone.utc)
     lake = member.lake(context)
     previous = previous_poll(lake, cursor["last"], context.log)
-    with member.open_client(context, SENSOR_SHARE) as client:
+    with member.open_client(context, SENSOR_SHARE, **client) as api:
         filters = member.settings.filters.params(ONGOING_FILTERS)
-        records = [r for page in client.ongoing_pages(**filters) for r in page]
+        records = [r for page in api.ongoing_pages(**filters) for r in page]
     table = snapshot_table(records, polled_at, member.privacy(context))
     path = lake.add_file("ongoing", local_day(polled_at, tz_name), f"poll-{polled_at:%Y%m%dT%H%M%S.%fZ}.parquet", table)
 
@@ -104,7 +107,7 @@ def ongoing_sensor(shape: Shape, refresh_job: JobDefinition | None) -> SensorDef
             description=f"Polls the ongoing endpoint every minute, stores each poll in "
                         f"{shape.key('ongoing').to_user_string()} with queue figures, {refreshes}.")
     def ongoing(context: SensorEvaluationContext):
-        if len(members) == 1:  # an account: the cursor is its own
+        if not shape.fleet:  # an account: the cursor is its own
             cursor = load_cursor(context.cursor)
             try:
                 requests, event = poll(context, shape, members[0], cursor, refresh_job is not None)
@@ -121,7 +124,7 @@ def ongoing_sensor(shape: Shape, refresh_job: JobDefinition | None) -> SensorDef
             polled += 1
             cursor = load_cursor(cursors.get(member.name))
             try:
-                more, event = poll(context, shape, member, cursor, refresh_job is not None)
+                more, event = poll(context, shape, member, cursor, refresh_job is not None, **QUICK)
             except (ZchatError, LakeError, OSError) as exc:
                 problems.append(f"{member.name}: {exc}")
                 context.log.warning(f"Ongoing poll of account {member.name} skipped, its cursor kept: {exc}")
