@@ -210,7 +210,7 @@ def ui_rows(days_done: int = 30) -> list[list[str]]:
                 webserver.wait()
         rows.append([f"UI partition page, {accounts:,} accounts", f"{min(timings):.2f}", "", "", "",
                      f"{accounts * days_in_fleet():,} partitions an asset, {accounts * days_done:,} materialized; "
-                     f"webserver answering after {ready:.0f} s; the answer {size / 1e6:.1f} MB"])
+                     f"webserver answering after {ready:.0f} s; the answer {size / 1e3:.0f} kB"])
     return rows
 
 

@@ -98,6 +98,31 @@ FLEET_ATTRIBUTES = create_model(
        for name, field in AccountSettings.model_fields.items() if name != "name"})
 
 
+def scaffold_fleet_yaml(name: str) -> str:
+    """A new fleet's defs.yaml: its name, the fleet-wide attributes every fleet decides, and one account."""
+    defaults = AccountSettings(name=name)
+    return (f"type: zchat_assets.ZchatFleet\nattributes:\n"
+            f"  # Lower-case fleet name; assets are zchat/<name>/<dataset>, partitioned by account x day.\n"
+            f"  name: {name}\n"
+            "  # Fleet-wide defaults: any attribute of an account (docs/accounts.md), set again on an account's line\n"
+            "  # where it differs; timezone, datasets, lookback_days and open_days_max are the fleet's alone.\n"
+            f"  timezone: {defaults.timezone}\n  start_date: \"{defaults.start_date}\"\n  lake_uri: {defaults.lake_uri}\n"
+            "  rate_limit: 20\n"
+            "  # One line per account: its name, the NAME of its token's variable, and what differs for it\n"
+            "  # (or accounts_file: accounts.yaml, the same list in a file next to this one).\n"
+            "  accounts:\n    - {name: acme, token_env: ACME_ZCHAT_TOKEN}\n")
+
+
+class FleetScaffolder(dg.Scaffolder):
+    """`dg scaffold defs zchat_assets.ZchatFleet fleets/<name>` writes a commented defs.yaml."""
+
+    def scaffold(self, request: dg.ScaffoldRequest) -> None:
+        name = re.sub(r"[^a-z0-9_]", "_", request.target_path.name.lower())
+        request.target_path.mkdir(parents=True, exist_ok=True)
+        (request.target_path / "defs.yaml").write_text(scaffold_fleet_yaml(name))
+
+
+@dg.scaffold_with(FleetScaffolder)
 class ZchatFleet(dg.Component):
     """Many Zenvia Chat accounts (an outsourcer's clients) behind ten assets `zchat/<fleet>/<dataset>`,
     partitioned by account × day; every account attribute can be set fleet-wide, and per account."""

@@ -265,3 +265,14 @@ def test_a_fleet_of_a_thousand_through_dg_and_the_dagster_cli(tmp_path):
     assert sorted(lake.read("messages", DAY).column("message_id").to_pylist(), key=str) == \
         sorted(message_ids(world, DAY), key=str)
     assert "tok-7" not in launched.stdout + launched.stderr
+
+
+def test_the_scaffolded_fleet_loads():
+    import yaml
+
+    from zchat_assets.component import scaffold_fleet_yaml
+
+    document = yaml.safe_load(scaffold_fleet_yaml("bpo"))
+    assert document["type"] == "zchat_assets.ZchatFleet"
+    fleet = fleet_from_yaml(document["attributes"], "defs/fleets/bpo/defs.yaml", Path("."))
+    assert fleet.name == "bpo" and [a.name for a in fleet.accounts] == ["acme"]
