@@ -1,7 +1,7 @@
 """The fleet benchmark: the code location's load at 1, 100 and 1,000 accounts, and a fleet's nightly run.
 
     python benchmarks/fleet.py                 # every row, about 8 minutes on 2 cores
-    python benchmarks/fleet.py --only load     # some groups (load, budget, nightly, ui)
+    python benchmarks/fleet.py --only load     # some groups (load, budget, nightly, ui, killed)
 
 The load rows time a fresh process, as a code server, a run worker or `dg check defs` starts one, in a
 copy of this project whose `zchat_assets/defs/` holds one `ZchatFleet` of that many accounts (the unnamed
@@ -23,7 +23,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from bench import BIN, DAY, Sandbox, Workspace, run
+from bench import BIN, DAY, TOKEN, Sandbox, Workspace, run
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from zchat_assets.assets.automation import DAILY  # noqa: E402
@@ -218,7 +218,86 @@ def days_in_fleet() -> int:
     return (date.fromisoformat(DAY) - date(2025, 1, 1)).days + 3  # the project's start_date to yesterday
 
 
-GROUPS = {"load": load_rows, "budget": budget_rows, "nightly": nightly_rows, "ui": ui_rows}
+def graphql(port: int, query: str, variables: dict) -> dict:
+    import json
+    import urllib.request
+
+    body = json.dumps({"query": query, "variables": variables}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", body, {"Content-Type": "application/json"})
+    return json.loads(urllib.request.urlopen(request, timeout=120).read())["data"]
+
+
+LAUNCH = """mutation($p: ExecutionParams!) { launchPipelineExecution(executionParams: $p) {
+  ... on LaunchRunSuccess { run { runId } } } }"""
+
+
+def killed_rows() -> list[list[str]]:
+    """`dagster dev` (webserver, daemon, code server) on the local instance with the account's pool limit at 1:
+    a messages run launched as the UI does, its run worker killed with SIGKILL mid-fetch, then a second run of
+    the account, which waits for the dead run's slot until the code server and run monitoring give it back."""
+    from dagster import DagsterInstance
+
+    with Sandbox(300, 0.05) as sandbox, tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        shutil.copy(ROOT / "dagster.yaml", home)
+        env = {**os.environ, "DAGSTER_HOME": str(home), "ZCHAT_API_TOKEN": TOKEN, "ZCHAT_BASE_URL": sandbox.url,
+               "ZCHAT_LAKE_URI": str(home / "lake"), "ZCHAT_START_DATE": "2025-01-01", "ZCHAT_CONCURRENCY": "2"}
+        for command in (["instance", "concurrency", "set", "zchat_api", "1"],
+                        ["asset", "materialize", "-m", "zchat_assets.definitions", "--select", "zchat/history_expanded",
+                         "--partition", DAY]):
+            subprocess.run([str(BIN / "dagster"), *command], env=env, cwd=ROOT, check=True, capture_output=True)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        dev = subprocess.Popen([str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-p", str(port)], env=env,
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            params = {"p": {"selector": {"repositoryLocationName": "zchat_assets", "repositoryName": "__repository__",
+                                         "pipelineName": "__ASSET_JOB", "assetSelection": [{"path": ["zchat", "messages"]}]},
+                            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": DAY}]}}}
+            deadline = time.monotonic() + 180
+            while True:
+                try:
+                    first = graphql(port, LAUNCH, params)["launchPipelineExecution"]["run"]["runId"]
+                    break
+                except (OSError, KeyError, TypeError):
+                    assert time.monotonic() < deadline, "dagster dev did not start"
+                    time.sleep(1)
+            sandbox.stats(reset=True)
+            while sandbox.stats()["by_endpoint"].get("messages", 0) < 30:
+                assert time.monotonic() < deadline, "the run did not start fetching"
+                time.sleep(0.2)
+            listing = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+            workers = [int(line.split()[0]) for line in listing.splitlines() if "multiprocessing.spawn" in line]
+            for pid in workers:
+                os.kill(pid, signal.SIGKILL)
+            killed = time.monotonic()
+            second = graphql(port, LAUNCH, params)["launchPipelineExecution"]["run"]["runId"]
+            before = sandbox.stats()["by_endpoint"].get("messages", 0)
+            failed_after = fetching_after = None
+            with DagsterInstance.from_config(str(home)) as instance:
+                while time.monotonic() - killed < 300:
+                    if failed_after is None and instance.get_run_by_id(first).status.value == "FAILURE":
+                        failed_after = time.monotonic() - killed
+                    if fetching_after is None and sandbox.stats()["by_endpoint"].get("messages", 0) > before + 5:
+                        fetching_after = time.monotonic() - killed
+                    status = instance.get_run_by_id(second).status.value
+                    if status in ("SUCCESS", "FAILURE"):
+                        break
+                    time.sleep(0.5)
+                done = time.monotonic() - killed
+        finally:
+            os.killpg(dev.pid, signal.SIGTERM)
+            try:
+                dev.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(dev.pid, signal.SIGKILL)
+    return [["a killed run, with the daemon", f"{done:.1f}", "", "", "",
+             f"{len(workers)} run worker killed; its run FAILURE after {failed_after:.1f} s; the waiting run fetching "
+             f"after {fetching_after:.1f} s, {status} after {done:.1f} s"]]
+
+
+GROUPS = {"load": load_rows, "budget": budget_rows, "nightly": nightly_rows, "ui": ui_rows, "killed": killed_rows}
 
 
 def main() -> None:

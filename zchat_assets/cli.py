@@ -69,12 +69,14 @@ def main(argv: list[str] | None = None) -> int:
 
     doctor = commands.add_parser("doctor", help="check an account against the real API before its first run "
                                                "(exit 0 all good, 1 something to act on, 2 cannot reach or authenticate)")
-    doctor.add_argument("--account", default=None, help="a named account of zchat_assets/defs/ (default: the "
+    doctor.add_argument("--account", default=None, help="a named account of zchat_assets/defs/, or an account of a "
+                                                        "fleet there (default: the "
                                                         "unnamed one, from the ZCHAT_* variables)")
 
     gaps = commands.add_parser("gaps", help="list the conversations lost at the vendor (purged, or short of their "
                                             "counter), by day, as the last published run of each day found them")
-    gaps.add_argument("--account", default=None, help="a named account of zchat_assets/defs/ (default: the unnamed one)")
+    gaps.add_argument("--account", default=None, help="a named account of zchat_assets/defs/, or an account of a fleet "
+                                                      "there (default: the unnamed one)")
     gaps.add_argument("--day", default=None, help="one day, YYYY-MM-DD (default: every day with gaps)")
 
     recover = commands.add_parser("recover", help="mark failed the runs of the instance ($DAGSTER_HOME) whose "
@@ -210,7 +212,8 @@ def run_demo(args) -> int:
 def run_ui(args) -> int:
     from .sandbox import SandboxApp, SandboxServer
 
-    named_accounts = sorted(attributes["name"] for _, attributes in _accounts() if attributes.get("name"))
+    named_accounts = sorted((document.get("attributes") or {})["name"] for _, document in _accounts()
+                            if (document.get("attributes") or {}).get("name"))
     if named_accounts:
         raise ValueError(f"zchat_assets/defs/ has named accounts ({', '.join(named_accounts)}) that would call their "
                          "real APIs from the sandbox UI: use dagster dev -w workspace.yaml for them")
@@ -306,11 +309,18 @@ def with_dotenv(environ: Mapping[str, str], folder: Path | None = None) -> dict[
 
 
 def account_settings(name: str | None, environ: Mapping[str, str]):
-    """The account as the code location builds it: the one of that name under zchat_assets/defs/, or the
-    unnamed one (its defs.yaml over the ZCHAT_* variables)."""
-    for source, attributes in _accounts():
-        if attributes.get("name") == name:
-            settings = from_yaml(attributes, environ, source)
+    """The account as the code location builds it: the one of that name under zchat_assets/defs/ (a named
+    account, or an account of a fleet), or the unnamed one (its defs.yaml over the ZCHAT_* variables)."""
+    from .fleets import fleet_from_yaml
+
+    for source, document in _accounts():
+        attributes = document.get("attributes") or {}
+        if document.get("type") == "zchat_assets.ZchatFleet":
+            fleet = fleet_from_yaml(attributes, source, Path(source).parent)
+            settings = next((a for a in fleet.accounts if a.name == name), None)
+        else:
+            settings = from_yaml(attributes, environ, source) if attributes.get("name") == name else None
+        if settings is not None:
             settings.check_secret_names(environ)
             return settings
     if name is None:
@@ -320,12 +330,13 @@ def account_settings(name: str | None, environ: Mapping[str, str]):
 
 
 def _accounts() -> list[tuple[str, dict]]:
-    """Every account under zchat_assets/defs/: its defs.yaml as errors name it, and its attributes as written."""
+    """Every component under zchat_assets/defs/ (accounts and fleets): its defs.yaml as errors name it, and
+    the YAML as written."""
     import yaml
 
     from .component import source_of
 
-    return [(source_of(path.parent), (yaml.safe_load(path.read_text()) or {}).get("attributes") or {})
+    return [(source_of(path.parent), yaml.safe_load(path.read_text()) or {})
             for path in sorted((Path(__file__).parent / "defs").rglob("defs.yaml"))]
 
 

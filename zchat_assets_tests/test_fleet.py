@@ -260,6 +260,8 @@ def test_a_fleet_of_a_thousand_through_dg_and_the_dagster_cli(tmp_path):
                         "--partition", f"a0007|{DAY}"], project, A0007_TOKEN="tok-7")
         succeeded(launched)
         world = server.app.more_accounts["tok-7"].world
+        gaps = succeeded(run([str(BIN / "zchat-assets"), "gaps", "--account", "a0007"], project, A0007_TOKEN="tok-7"))
+        assert gaps.stdout.strip().startswith("No gaps recorded in")  # the fleet's account, found by its name
     lake = Lake(str(tmp_path / "lake"), account="a0007")
     assert sorted(lake.read("history", DAY).column("protocol_id").to_pylist()) == sorted(protocols(world, DAY))
     assert sorted(lake.read("messages", DAY).column("message_id").to_pylist(), key=str) == \
