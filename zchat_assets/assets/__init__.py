@@ -1,4 +1,4 @@
-"""One account's Dagster definitions: assets, checks, jobs, schedules, sensors and resources."""
+"""An account's or a fleet's Dagster definitions: assets, checks, jobs, schedules, sensors and resources."""
 
 import json
 from collections.abc import Mapping
