@@ -61,28 +61,33 @@ def source_of(folder: Path) -> str:
 class AccountScaffolder(dg.Scaffolder):
     """`dg scaffold defs zchat_assets.ZchatAccount accounts/<name>` writes a commented defs.yaml."""
 
+    text = staticmethod(scaffold_yaml)  # the defs.yaml of a component named after its folder
+
     def scaffold(self, request: dg.ScaffoldRequest) -> None:
         name = re.sub(r"[^a-z0-9_]", "_", request.target_path.name.lower())
         request.target_path.mkdir(parents=True, exist_ok=True)
-        (request.target_path / "defs.yaml").write_text(scaffold_yaml(name))
+        (request.target_path / "defs.yaml").write_text(self.text(name))
+
+
+class YamlComponent(dg.Component):
+    """A component of ours: the attributes its defs.yaml writes, and that file, as errors name it."""
+
+    def __init__(self, attributes: dict, folder: Path):
+        self.attributes, self.folder, self.source = attributes, folder, source_of(folder)
+
+    @classmethod
+    def load(cls, attributes: BaseModel | None, context: dg.ComponentLoadContext) -> YamlComponent:
+        return cls(attributes.model_dump(exclude_unset=True) if attributes is not None else {}, Path(context.path))
 
 
 @dg.scaffold_with(AccountScaffolder)
-class ZchatAccount(dg.Component):
+class ZchatAccount(YamlComponent):
     """A Zenvia Chat account: its daily datasets as partitioned assets, checks, jobs, schedules, automation,
     the ongoing sensor and its resources. Assets are `zchat/<name>/<dataset>`, grouped by account."""
-
-    def __init__(self, attributes: dict, source: str):
-        self.attributes, self.source = attributes, source
 
     @classmethod
     def get_model_cls(cls) -> type[BaseModel]:
         return ATTRIBUTES
-
-    @classmethod
-    def load(cls, attributes: BaseModel | None, context: dg.ComponentLoadContext) -> ZchatAccount:
-        written = attributes.model_dump(exclude_unset=True) if attributes is not None else {}
-        return cls(written, source_of(context.path))
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         return build_account_defs(from_yaml(self.attributes, os.environ, self.source), os.environ)
@@ -113,31 +118,20 @@ def scaffold_fleet_yaml(name: str) -> str:
             "  accounts:\n    - {name: acme, token_env: ACME_ZCHAT_TOKEN}\n")
 
 
-class FleetScaffolder(dg.Scaffolder):
+class FleetScaffolder(AccountScaffolder):
     """`dg scaffold defs zchat_assets.ZchatFleet fleets/<name>` writes a commented defs.yaml."""
 
-    def scaffold(self, request: dg.ScaffoldRequest) -> None:
-        name = re.sub(r"[^a-z0-9_]", "_", request.target_path.name.lower())
-        request.target_path.mkdir(parents=True, exist_ok=True)
-        (request.target_path / "defs.yaml").write_text(scaffold_fleet_yaml(name))
+    text = staticmethod(scaffold_fleet_yaml)
 
 
 @dg.scaffold_with(FleetScaffolder)
-class ZchatFleet(dg.Component):
+class ZchatFleet(YamlComponent):
     """Many Zenvia Chat accounts (an outsourcer's clients) behind ten assets `zchat/<fleet>/<dataset>`,
     partitioned by account × day; every account attribute can be set fleet-wide, and per account."""
-
-    def __init__(self, attributes: dict, folder: Path):
-        self.attributes, self.folder = attributes, folder
 
     @classmethod
     def get_model_cls(cls) -> type[BaseModel]:
         return FLEET_ATTRIBUTES
 
-    @classmethod
-    def load(cls, attributes: BaseModel | None, context: dg.ComponentLoadContext) -> ZchatFleet:
-        written = attributes.model_dump(exclude_unset=True) if attributes is not None else {}
-        return cls(written, Path(context.path))
-
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        return build_fleet_defs(fleet_from_yaml(self.attributes, source_of(self.folder), self.folder), os.environ)
+        return build_fleet_defs(fleet_from_yaml(self.attributes, self.source, self.folder), os.environ)

@@ -193,8 +193,10 @@ class Account(Shape):
         return {self.api_key, self.lake_key} if calls_api else {self.lake_key}
 
     def resources(self, environ: Mapping[str, str]) -> dict:
-        api, lake = account_resources(self.settings, environ, EnvVar)
-        return {self.api_key: api, self.lake_key: lake}
+        """Secrets go in as `EnvVar`s, so that only their names reach the UI."""
+        check_secrets(self.settings, environ)
+        return {self.api_key: api_resource(self.settings, environ, EnvVar),
+                self.lake_key: lake_resource(self.settings, environ, EnvVar)}
 
     def split(self, keys: list[str]) -> list[tuple[Member, list[str]]]:
         return [(self.member, list(keys))] if keys else []
@@ -214,26 +216,29 @@ def suffixed(base: str, name: str | None) -> str:
     return f"{base}_{name}" if name else base
 
 
-def account_resources(settings: AccountSettings, environ: Mapping[str, str], secret=None) -> tuple[ZchatApi, ZchatLake]:
-    """An account's API and lake resources. Secrets go in through `secret` (`EnvVar`, so that only their
-    names reach the UI) or, without it, as the values `environ` holds. An unset token is left out: the
-    run then fails in our sentence (see `ZchatApi`), not in Dagster's."""
-    check_secrets(settings, environ)
+def secret_value(environ: Mapping[str, str], variable: str, secret=None):
+    """A secret as a resource takes it: through `secret` (`EnvVar`) or, without it, the value `environ` holds;
+    None when the variable is unset, so that the run fails in our sentence (see `ZchatApi`), not Dagster's."""
+    if not environ.get(variable):
+        return None
+    return secret(variable) if secret else environ[variable]
 
-    def value(variable: str):
-        if not environ.get(variable):
-            return None
-        return secret(variable) if secret else environ[variable]
 
+def api_resource(settings: AccountSettings, environ: Mapping[str, str], secret=None) -> ZchatApi:
+    """An account's API: its token and the client's settings."""
     client = {name: getattr(settings, name) for name in ClientSettings.model_fields}
-    api = ZchatApi(token=value(settings.token_env), token_variable=settings.secret_variable("token_env"), **client)
-    lake = ZchatLake(uri=settings.lake_uri, account=settings.name, uri_setting=settings.setting("lake_uri"),
+    return ZchatApi(token=secret_value(environ, settings.token_env, secret),
+                    token_variable=settings.secret_variable("token_env"), **client)
+
+
+def lake_resource(settings: AccountSettings, environ: Mapping[str, str], secret=None) -> ZchatLake:
+    """An account's lake: where it is, whose it is, and how personal data is written there."""
+    return ZchatLake(uri=settings.lake_uri, account=settings.name, uri_setting=settings.setting("lake_uri"),
                      uri_is_default="lake_uri" not in settings.model_fields_set,
                      host=urlsplit(settings.base_url).hostname, timezone=settings.timezone,
                      personal_data=settings.personal_data,
                      personal_data_key_variable=settings.secret_variable("personal_data_key_env"),
-                     personal_data_key=value(settings.personal_data_key_env))
-    return api, lake
+                     personal_data_key=secret_value(environ, settings.personal_data_key_env, secret))
 
 
 def check_secrets(settings: AccountSettings, environ: Mapping[str, str]) -> None:

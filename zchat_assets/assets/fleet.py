@@ -19,7 +19,7 @@ from dagster import (AssetExecutionContext, BackfillPolicy, Failure, MultiPartit
 from ..fleets import FleetSettings
 from ..resources import ZchatApi, ZchatLake
 from ..settings import AccountSettings
-from .account import Member, Shape, account_resources, check_secrets
+from .account import Member, Shape, api_resource, check_secrets, lake_resource
 from .partitions import AccountDays, OutsideThePartitions
 
 # A backfill is cut in runs of this many partitions at most: Dagster records each run's days as it ends, so a
@@ -70,14 +70,11 @@ class FleetMember(Member):
         super().__init__(settings)
         self._environ = environ
 
-    def _resources(self) -> tuple[ZchatApi, ZchatLake]:
-        return account_resources(self.settings, self._environ)
-
     def api(self, context) -> ZchatApi:
-        return self._resources()[0]
+        return api_resource(self.settings, self._environ)
 
     def lake_resource(self, context) -> ZchatLake:
-        return self._resources()[1]
+        return lake_resource(self.settings, self._environ)
 
     def partition(self, day: str) -> str:
         return str(MultiPartitionKey({"account": self.name, "date": day}))
@@ -92,7 +89,6 @@ class Fleet(Shape):
         # No pool: a fleet-wide one would cap the steps of all its accounts together. The run queue caps runs
         # per account (ACCOUNT_TAG), and each token's budget is shared by its running steps (`budget.Lease`).
         super().__init__(settings.name, settings.defaults, FleetDays(settings, days), days, pool=None)
-        self.source = settings.source
         self.members = [FleetMember(account, environ) for account in settings.accounts]
         self._by_name = {m.name: m for m in self.members}
         self.accounts = self.partitions.accounts
