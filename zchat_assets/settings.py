@@ -25,6 +25,7 @@ from .privacy import MODES, Privacy, PrivacyError
 DATASETS = tuple(schemas.DATASETS)
 NEEDS = {"messages": ("history_expanded",), "conversations": ("history_expanded", "messages")}
 DEFAULT_KEY_ENV = "ZCHAT_PERSONAL_DATA_KEY"
+TEXT_MODES = ("keep", "mask")
 DEFAULT_LAKE = "./data"  # the unnamed account's
 SHARED_LAKE = "./lake"  # where scaffolded named accounts write, side by side: never the unnamed account's lake
 # The variable of each attribute of the unnamed account (the single-account setup).
@@ -32,6 +33,8 @@ ENVIRONMENT = {
     "base_url": "ZCHAT_BASE_URL", "lake_uri": "ZCHAT_LAKE_URI", "timezone": "ZCHAT_TIMEZONE",
     "start_date": "ZCHAT_START_DATE", "concurrency": "ZCHAT_CONCURRENCY", "rate_limit": "ZCHAT_RATE_LIMIT",
     "lookback_days": "ZCHAT_LOOKBACK_DAYS", "personal_data": "ZCHAT_PERSONAL_DATA",
+    "personal_data_text": "ZCHAT_PERSONAL_DATA_TEXT", "vendor_retention_days": "ZCHAT_VENDOR_RETENTION_DAYS",
+    "retention_days": "ZCHAT_RETENTION_DAYS",
 }
 # Attributes that name a variable holding a secret (what it holds, how such a variable is usually named).
 # What a user writes there may be the secret itself, pasted in the wrong place, so it is never echoed:
@@ -89,6 +92,10 @@ class AccountSettings(ClientSettings):
     filters: Filters = Field(default_factory=Filters, description="API filters for every request.",
                              examples=[{"departments": ["11", "12"], "types": ["WHATSAPP", "TEXT"]}])
     personal_data: str = Field(default="keep", description="Customers' personal data: keep, hash or drop.")
+    personal_data_text: str = Field(default="keep",
+                                    description="Identifiers customers type into messages (CPF, CNPJ, Brazilian "
+                                                "phone numbers, e-mail addresses): keep, or mask in the text and "
+                                                "the original JSON.")
     personal_data_key_env: str = Field(default=DEFAULT_KEY_ENV, min_length=1,
                                        description="The NAME of the variable holding the hashing secret.")
     lookback_days: int = Field(default=3, ge=1, le=60, description="Days before yesterday re-fetched nightly.")
@@ -99,6 +106,12 @@ class AccountSettings(ClientSettings):
                                         description="Days of ongoing snapshots kept; older days are deleted.")
     cache_retention_days: int = Field(default=30, ge=1, le=3650,
                                       description="Days a message-cache chunk is kept after it was written.")
+    vendor_retention_days: int = Field(default=730, ge=1, le=3650,
+                                       description="Days the vendor keeps an interaction (Zenvia: 24 months); days "
+                                                   "missing from the lake are warned about before they pass it.")
+    retention_days: int | None = Field(default=None, ge=1, le=36500,
+                                       description="Days the lake keeps; older days are removed from every dataset "
+                                                   "(default: kept forever).")
     recheck_seconds: float = Field(default=60.0, ge=0, le=3600,
                                    description="Seconds before a finished conversation that came with fewer messages "
                                                "than its counter is asked for again; still short, the day is "
@@ -150,6 +163,13 @@ class AccountSettings(ClientSettings):
     def _mode(cls, value: str) -> str:
         if value.strip().lower() not in MODES:
             raise ValueError(f"is not valid: use {', '.join(MODES[:-1])} or {MODES[-1]}")
+        return value.strip().lower()
+
+    @field_validator("personal_data_text")
+    @classmethod
+    def _text_mode(cls, value: str) -> str:
+        if value.strip().lower() not in TEXT_MODES:
+            raise ValueError(f"is not valid: use {' or '.join(TEXT_MODES)}")
         return value.strip().lower()
 
     def privacy(self, environ: Mapping[str, str]) -> Privacy:
