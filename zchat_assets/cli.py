@@ -102,6 +102,10 @@ def _world_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=int, default=300, help="interactions per day")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--timezone", default=None, help="account time zone (default: ZCHAT_TIMEZONE or America/Sao_Paulo)")
+    parser.add_argument("--regulars", type=int, default=0, help="returning customers: a pool this large, one "
+                                                                 "interaction in five is one of them (default 0)")
+    parser.add_argument("--typing", type=float, default=0.0, help="share of customers' text messages in which they "
+                                                                  "type their own phone, CPF or e-mail (default 0)")
 
 
 def _timezone(args) -> str:
@@ -115,7 +119,8 @@ def _timezone(args) -> str:
 def _world(args, account: int = 0):
     from .sandbox import World
 
-    return World(seed=args.seed + account, scale=args.scale, tz=args.timezone, account=account)
+    return World(seed=args.seed + account, scale=args.scale, tz=args.timezone, account=account,
+                 regulars=args.regulars, typing=args.typing)
 
 
 def _fleet_worlds(args):
@@ -126,7 +131,8 @@ def _fleet_worlds(args):
         number = token[len(args.fleet_prefix):]
         if not token.startswith(args.fleet_prefix) or not number.isdigit():
             return None
-        return World(seed=args.seed + int(number), scale=args.scale, tz=args.timezone, account=1000 + int(number))
+        return World(seed=args.seed + int(number), scale=args.scale, tz=args.timezone, account=1000 + int(number),
+                     regulars=args.regulars, typing=args.typing)
 
     return world
 

@@ -95,6 +95,29 @@ def customer(rng: random.Random, media: str) -> tuple[str, dict]:
     return str(rng.randrange(10**6, 10**7)), fields
 
 
+def regular(rng: random.Random) -> tuple[str, dict]:
+    """A returning customer: one who gives a phone, an e-mail address and a CPF, and comes back on other days."""
+    customer_id, fields = customer(rng, "WHATSAPP")
+    d = [rng.randrange(10) for _ in range(11)]
+    fields["channel_email"] = fields["channel_email"] or f"{_slug(fields['main_identifier'])}{rng.randrange(100)}@email.example"
+    fields["document"] = fields["document"] or f"{''.join(map(str, d[:3]))}.{''.join(map(str, d[3:6]))}.{''.join(map(str, d[6:9]))}-{d[9]}{d[10]}"
+    return customer_id, fields
+
+
+TYPED_TEXTS = ("Meu telefone é {phone}, pode ligar.", "Meu CPF é {document}.", "Pode mandar para {email} por favor.")
+
+
+def typed_text(rng: random.Random, fields: dict) -> str | None:
+    """A message in which the customer types one of their own identifiers, as customers do; None if they have none."""
+    values = {key: _first(fields.get(f"channel_{key}") or fields.get(key)) for key in ("phone", "document", "email")}
+    choices = [t for t in TYPED_TEXTS if values[t[t.index("{") + 1:t.index("}")]]]
+    return rng.choice(choices).format(**values) if choices else None
+
+
+def _first(value) -> str:
+    return (value[0] if value else "") if isinstance(value, list) else value or ""
+
+
 def web_client(rng: random.Random) -> dict:
     return {
         "browser": rng.choice(("Chrome 131", "Firefox 133", "Safari 18", "Edge 131", "Samsung Internet 26")),

@@ -27,6 +27,7 @@ VOICE = ("PHONE", "PHONE_CONF")
 FINAL_STATES = ("ENDED", "DISCARDED", "MISSED", "EXPIRED", "CANCELED", "UNAVAILABLE")
 FINAL_WEIGHTS = (72, 5, 5, 5, 7, 6)
 ONGOING_STATES = ("NOT_ANSWERED", "RINGING", "TALKING", "POSTPONED", "PENDING")
+REGULAR_SHARE = 0.2  # of the interactions, when the world has returning customers
 NO_AGENT_STATES = ("CANCELED", "UNAVAILABLE")
 HOUR_WEIGHTS = (2, 1, 1, 1, 1, 3, 6, 15, 30, 40, 45, 45, 35, 40, 45, 45, 40, 35, 25, 20, 15, 10, 6, 3)
 SLA_FIRST_RESPONSE = 120
@@ -87,7 +88,8 @@ class World:
     """Generates and caches days; every method is safe to call from several threads."""
 
     def __init__(self, seed: int = 7, scale: int = 200, tz: str = "America/Sao_Paulo",
-                 now: Callable[[], float] | None = None, cache_days: int = 16, account: int = 0):
+                 now: Callable[[], float] | None = None, cache_days: int = 16, account: int = 0,
+                 regulars: int = 0, typing: float = 0.0):
         if not 0 <= scale < PROTOCOLS_PER_DAY:
             raise ValueError(f"scale must be from 0 to {PROTOCOLS_PER_DAY - 1} interactions per day")
         self.seed, self.scale, self.tz = seed, scale, ZoneInfo(tz)
@@ -97,6 +99,12 @@ class World:
         self._cache: OrderedDict[date, list[Interaction]] = OrderedDict()
         self._cache_days = cache_days
         self._lock = threading.Lock()
+        # Returning customers (a pool of `regulars`, one interaction in REGULAR_SHARE is one of them) and customers
+        # typing their own phone, CPF or e-mail into a message (`typing`, a share of their text messages). Both
+        # draw from generators of their own, so a world without them is the same as it always was.
+        pool = random.Random(f"{seed}:regulars")
+        self.regulars = [names.regular(pool) for _ in range(regulars)]
+        self.typing = typing
 
     def now(self) -> float:
         return self._now()
@@ -194,6 +202,11 @@ class World:
             count = max(count, 2)
         tags = tuple(rng.sample(names.TAGS, rng.choices((0, 1, 2), (25, 60, 15))[0]))
         customer_id, fields = names.customer(rng, media)
+        if self.regulars:
+            chooser = random.Random(f"{self.seed}:r:{protocol}")
+            if chooser.random() < REGULAR_SHARE:
+                customer_id, fields = chooser.choice(self.regulars)
+                fields = dict(fields)
         web = names.web_client(rng) if media == "TEXT" else {}
         return Interaction(
             protocol=protocol, created=created, media=media, active=active, final_state=state, agent=agent,
@@ -240,5 +253,10 @@ class World:
         times.extend(later)
         out = []
         for seq, (author, at) in enumerate(zip(authors, times), start=1):
-            out.append(names.message(rng, ix, seq, author, at))
+            message = names.message(rng, ix, seq, author, at)
+            if self.typing and author == "CUSTOMER" and message["text"]:
+                typist = random.Random(f"{self.seed}:t:{ix.protocol}:{seq}")
+                if typist.random() < self.typing:
+                    message["text"] = names.typed_text(typist, ix.customer_fields) or message["text"]
+            out.append(message)
         return out
