@@ -28,6 +28,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
+from .changes import Changes, against_published
+
 # Arrow's default allocator (mimalloc) keeps freed pages for reuse. Tables here are short-lived
 # batches, so the system allocator keeps a materialization's peak memory about 40 MB lower at the
 # same CPU (measured with the benchmark). Set once, for the process that imports the lake.
@@ -75,6 +77,7 @@ class WrittenPartition:
     rows: int
     files: int
     bytes: int
+    changes: Changes | None = None  # against the version it replaced; None for a first version
 
 
 class PartitionWriter:
@@ -173,6 +176,7 @@ class Lake:
                 raise DayRejected(dataset, day, writer.checks, self._quarantine(staging, dataset, day, writer.checks))
             size = self.fs.size(staging)
             final = self.folder(dataset, day)
+            changed = against_published(self.fs, self._parquet(final), staging, dataset)  # never raises
             self._publish(staging, final)
             self._clear(f"{QUARANTINE}/{self.relative(dataset, day)}")  # the next good run ends the quarantine
         except OSError as exc:  # a full disk, a lost permission, a store that went away
@@ -182,7 +186,7 @@ class Lake:
         finally:
             writer.abort()
             self._discard(staging)
-        writer.result = WrittenPartition(self.uri(final), writer.rows, 1, size)
+        writer.result = WrittenPartition(self.uri(final), writer.rows, 1, size, changed)
 
     def write_partition(self, dataset: str, day: str, table: pa.Table,
                         audit: Callable[[PartitionWriter], dict] | None = None) -> WrittenPartition:

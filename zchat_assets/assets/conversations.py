@@ -11,7 +11,7 @@ from ..lake import Lake
 from ..quality import unique_ids
 from ..schemas import CONVERSATION_FIGURES, MESSAGE_ITEM, dataset_schema
 from .account import Shape
-from .days import DayOutcome, lake_days
+from .days import DayOutcome, lake_days, late_changes_spec
 from .metadata import partition_metadata
 
 CODE_VERSION = "1"
@@ -81,7 +81,8 @@ def conversations_asset(account: Shape) -> AssetsDefinition:
         deps=[account.key("history_expanded"), account.key("messages")],
         description="One row per interaction: the expanded history record, its messages nested in time order, and "
                     "derived figures (messages per author type, first customer message, first agent reply).",
-        check_specs=[AssetCheckSpec("protocol_id_unique", asset=key, blocking=True, description="One row per protocol.")],
+        check_specs=[AssetCheckSpec("protocol_id_unique", asset=key, blocking=True, description="One row per protocol."),
+                     late_changes_spec(key)],
     )
     def conversations(context: AssetExecutionContext):
         def produce(member, day, lake) -> DayOutcome:
@@ -90,7 +91,7 @@ def conversations_asset(account: Shape) -> AssetsDefinition:
             table = join(expanded, lake.read("messages", day.key, schema=dataset_schema("messages")))
             checks = {"protocol_id_unique": unique_ids(table.column("protocol_id"), "protocol_id")}
             written = lake.write_partition("conversations", day.key, table, audit=lambda writer: checks)
-            return DayOutcome(partition_metadata("conversations", written, table, PREVIEW), checks)
+            return DayOutcome(partition_metadata("conversations", written, table, PREVIEW), checks, written.changes)
 
         yield from lake_days(context, account, produce)
 

@@ -19,13 +19,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from dagster import (AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, AssetMaterialization, Failure,
-                     MaterializeResult)
+from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetKey,
+                     AssetMaterialization, Failure, MaterializeResult)
 
 from ..api import ApiUnavailableError, BadRequestError, GoneError, ZchatClient
 from ..schemas import SchemaError
 from ..lake import STAGING, STALE_STAGING_SECONDS, DayRejected, Lake, LakeError
-from .. import message_cache
+from .. import message_cache, settled
+from ..changes import Changes
 from ..quality import Check
 from .account import Member, Shape
 from .metadata import ApiMeter
@@ -43,6 +44,7 @@ DAY_FAULTS = (ApiUnavailableError, BadRequestError, GoneError, SchemaError, Lake
 class DayOutcome:
     metadata: dict
     checks: dict[str, Check] = field(default_factory=dict)
+    changes: Changes | None = None  # what the published day changed against the version it replaced
 
 
 def api_days(context: AssetExecutionContext, shape: Shape,
@@ -59,7 +61,7 @@ def api_days(context: AssetExecutionContext, shape: Shape,
 
             def metered(day: Day) -> DayOutcome:
                 meter.start()
-                outcome = produce(member, day, client, lake)
+                outcome = late_changes(context, member, lake, day, produce(member, day, client, lake))
                 outcome.metadata.update(meter.figures())
                 return outcome
 
@@ -74,9 +76,23 @@ def lake_days(context: AssetExecutionContext, shape: Shape, produce: Callable[[M
     @contextmanager
     def session(member: Member):
         lake = member.lake(context)
-        yield lambda day: produce(member, day, lake)
+        yield lambda day: late_changes(context, member, lake, day, produce(member, day, lake))
 
     yield from run_days(context, shape, session)
+
+
+def late_changes_spec(key: AssetKey) -> AssetCheckSpec:
+    return AssetCheckSpec(settled.CHECK, asset=key, description=settled.CHECK_DESCRIPTION)
+
+
+def late_changes(context: AssetExecutionContext, member: Member, lake: Lake, day: Day,
+                 outcome: DayOutcome) -> DayOutcome:
+    """A published day's late-change figures and its `late_changes` check (settled.py)."""
+    figures, check = settled.record(lake, context.asset_key.path[-1], day.key, outcome.changes,
+                                    settled.age_days(day.key, member.settings.timezone), member.settings.lookback_days)
+    outcome.metadata.update(figures)
+    outcome.checks[settled.CHECK] = check
+    return outcome
 
 
 def housekeeping(context: AssetExecutionContext, member: Member, lake: Lake) -> None:
@@ -168,9 +184,10 @@ def _check_results(done: list[tuple[str, DayOutcome]]) -> Iterator[AssetCheckRes
     """One result per check over the run's days; a failure is an error if it kept a day unpublished."""
     names = {name for _, outcome in done for name in outcome.checks}
     for name in sorted(names):
-        failed = [(key, o.checks[name].detail) for key, o in done if not o.checks[name].passed]
-        blocked = any(o.checks[name].blocks for _, o in done)
-        metadata = {"days_checked": len(done), "days_failed": len(failed)}
+        checked = [(key, o.checks[name]) for key, o in done if name in o.checks]  # a rejected day has no late_changes
+        failed = [(key, check.detail) for key, check in checked if not check.passed]
+        blocked = any(check.blocks for _, check in checked)
+        metadata = {"days_checked": len(checked), "days_failed": len(failed)}
         if failed:
             metadata["failures"] = "\n".join(f"{key}: {detail}" for key, detail in failed[:20])
         yield AssetCheckResult(check_name=name, passed=not failed, metadata=metadata,

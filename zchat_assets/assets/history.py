@@ -7,7 +7,7 @@ from ..api.vendor import HISTORY_FILTERS
 from ..quality import Check, unique_ids
 from ..schemas import dataset_schema, to_table
 from .account import Shape
-from .days import DayOutcome, api_days
+from .days import DayOutcome, api_days, late_changes_spec
 from .metadata import partition_metadata
 
 CODE_VERSION = "2"
@@ -45,7 +45,8 @@ def history_asset(account: Shape, name: str, expanded: bool) -> AssetsDefinition
                      AssetCheckSpec("protocols_match", asset=key,
                                     description=f"The same protocols as {other}'s day: one missing here is asked "
                                                 "again before the day is published (a record deleted while the "
-                                                "pages were read hides another).")],
+                                                "pages were read hides another)."),
+                     late_changes_spec(key)],
     )
     def history(context: AssetExecutionContext):
         schema = dataset_schema(name)
@@ -73,7 +74,8 @@ def history_asset(account: Shape, name: str, expanded: bool) -> AssetsDefinition
                     walk(writer, others - seen)
             if expanded:
                 open_days.mark(lake, day.key, unfinished)
-            return DayOutcome(partition_metadata(name, writer.result, writer.sample, PREVIEW), writer.checks)
+            return DayOutcome(partition_metadata(name, writer.result, writer.sample, PREVIEW), writer.checks,
+                              writer.result.changes)
 
         yield from api_days(context, account, produce)
 

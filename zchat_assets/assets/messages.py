@@ -7,7 +7,7 @@ from dagster import AssetCheckSpec, AssetExecutionContext, AssetsDefinition, ass
 
 from ..day_messages import EXPANDED_COLUMNS, DayMessages
 from .account import Shape
-from .days import DayOutcome, api_days
+from .days import DayOutcome, api_days, late_changes_spec
 from .metadata import partition_metadata
 
 CODE_VERSION = "2"
@@ -68,6 +68,7 @@ def messages_asset(account: Shape) -> AssetsDefinition:
                                                                   "or short of their counter when asked twice): the "
                                                                   "day is published without them, and they are asked "
                                                                   "for again by every later run of the day."),
+            late_changes_spec(key),
         ],
     )
     def messages(context: AssetExecutionContext):
@@ -91,7 +92,7 @@ def messages_asset(account: Shape) -> AssetsDefinition:
             metadata = partition_metadata("messages", day_messages.written, day_messages.sample, PREVIEW)
             metadata.update(protocols=len(day_messages.fetched), protocols_from_cache=len(day_messages.cached),
                             gaps=len(day_messages.gaps))
-            return DayOutcome(metadata, day_messages.checks)
+            return DayOutcome(metadata, day_messages.checks, day_messages.written.changes)
 
         yield from api_days(context, account, produce)
 

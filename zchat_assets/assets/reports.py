@@ -7,7 +7,7 @@ from ..api.vendor import REPORT_DATA_TYPES, REPORT_FILTERS
 from ..quality import report_total
 from ..schemas import report_table
 from .account import Shape
-from .days import DayOutcome, api_days
+from .days import DayOutcome, api_days, late_changes_spec
 from .metadata import partition_metadata
 
 CODE_VERSION = "1"
@@ -30,7 +30,8 @@ def report_asset(account: Shape, data_type: str) -> AssetsDefinition:
         description=f"The Digital Channels report grouped by {data_type}, one row per line and a `Total` line, "
                     "for each day of the account's time zone.",
         check_specs=[AssetCheckSpec("total_matches_lines", asset=key,
-                                    description="The Total line equals the sum of the lines for additive counters.")],
+                                    description="The Total line equals the sum of the lines for additive counters."),
+                     late_changes_spec(key)],
     )
     def report(context: AssetExecutionContext):
         def produce(member, day, client, lake) -> DayOutcome:
@@ -41,7 +42,7 @@ def report_asset(account: Shape, data_type: str) -> AssetsDefinition:
             metadata = partition_metadata(name, written, table, PREVIEW)
             if data_type == "period":
                 metadata.update(daily_figures(table))
-            return DayOutcome(metadata, checks)
+            return DayOutcome(metadata, checks, written.changes)
 
         yield from api_days(context, account, produce)
 
