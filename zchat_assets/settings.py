@@ -158,6 +158,15 @@ class AccountSettings(ClientSettings):
                 raise ValueError(f"has {dataset} without {', '.join(missing)}, which it is built from")
         return [d for d in DATASETS if d in value]
 
+    @field_validator("retention_days")
+    @classmethod
+    def _kept_past_the_lookback(cls, value: int | None, info: ValidationInfo) -> int | None:
+        oldest = info.data.get("lookback_days", 3) + 1  # the look-back fetches days up to this old
+        if value is not None and value < oldest:
+            raise ValueError(f"would remove days the nightly look-back fetches again (up to {oldest} days old): "
+                             f"keep {oldest} days or more, or leave it out to keep every day")
+        return value
+
     @field_validator("personal_data")
     @classmethod
     def _mode(cls, value: str) -> str:

@@ -182,8 +182,8 @@ def test_filters_reach_the_endpoints_that_take_them(sandbox, tmp_path):
 
 
 @pytest.mark.parametrize("datasets,keys,jobs", [
-    (["history"], {"zchat/history"}, {"daily_job", "refresh_day_job"}),
-    (["report_by_period"], {"zchat/report_by_period"}, {"daily_job"}),
+    (["history"], {"zchat/history"}, {"daily_job", "refresh_day_job", "vendor_retention_job"}),
+    (["report_by_period"], {"zchat/report_by_period"}, {"daily_job", "vendor_retention_job"}),
     (["ongoing"], {"zchat/ongoing"}, set()),
 ])
 def test_an_account_builds_only_the_datasets_it_names(datasets, keys, jobs):

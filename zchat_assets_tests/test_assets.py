@@ -31,7 +31,7 @@ def failed_checks(result) -> list[str]:
 def test_one_day_matches_the_sandbox_exactly(sandbox, resources):
     result = materialize(resources, partition_key=DAY)
     assert result.success and not failed_checks(result)
-    assert len(result.get_asset_check_evaluations()) == 14
+    assert len(result.get_asset_check_evaluations()) == 24
     assert_lake_matches(resources["zchat_lake"].open(), sandbox.app.views.world, DAY)
 
 

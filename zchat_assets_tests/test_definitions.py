@@ -38,10 +38,11 @@ def test_the_shipped_account_keeps_the_single_account_keys_and_names(shipped):
     repo = shipped.get_repository_def()
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
     assert keys == {f"zchat/{n}" for n in DATASETS}
-    assert len(repo.asset_graph.asset_check_keys) == 14
-    assert {s.name for s in repo.schedule_defs} == {"daily_schedule", "lookback_schedule"}
+    assert len(repo.asset_graph.asset_check_keys) == 24
+    assert {s.name for s in repo.schedule_defs} == {"daily_schedule", "lookback_schedule", "vendor_retention_schedule"}
     assert {s.name for s in repo.sensor_defs} == {"ongoing_sensor", "automation_sensor"}
-    assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {"daily_job", "refresh_day_job"}
+    assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {"daily_job", "refresh_day_job",
+                                                                                    "vendor_retention_job"}
     assert set(shipped.resources) == {"zchat_api", "zchat_lake"}
 
 

@@ -17,6 +17,7 @@ from .messages import messages_asset
 from .ongoing import ongoing_spec
 from .reports import report_assets
 from .sensors import ongoing_sensor
+from .vendor_retention import vendor_retention_definitions
 
 
 def build_account_defs(settings: AccountSettings, environ: Mapping[str, str]) -> Definitions:
@@ -45,10 +46,11 @@ def build_defs(shape: Shape, resources: dict) -> Definitions:
         sensors.append(ongoing_sensor(shape, refresh_job))
     if daily_job is not None:
         sensors.append(automation_sensor(shape))
+    retention_checks, retention_jobs, retention_schedules = vendor_retention_definitions(shape)
     return Definitions(
-        assets=assets, asset_checks=cross_checks(shape),
-        jobs=[j for j in (daily_job, refresh_job) if j is not None],
-        schedules=schedules(shape, daily_job) if daily_job is not None else [],
+        assets=assets, asset_checks=[*cross_checks(shape), *retention_checks],
+        jobs=[*(j for j in (daily_job, refresh_job) if j is not None), *retention_jobs],
+        schedules=[*(schedules(shape, daily_job) if daily_job is not None else []), *retention_schedules],
         sensors=sensors, resources=resources, metadata={lakes_key(shape): lakes(shape)},
     )
 

@@ -17,6 +17,7 @@ from dagster import (AssetSelection, AutomationConditionSensorDefinition, Defaul
 from .. import open_days
 from ..settings import DATASETS
 from .account import LOOKBACK_CRON, NIGHTLY_CRON, Shape
+from .vendor_retention import check_key
 
 DAILY = tuple(d for d in DATASETS if d != "ongoing")  # ongoing is polled by its sensor, not partitioned
 REFRESHED_ON_END = ("history", "history_expanded", "messages", "conversations")
@@ -26,12 +27,14 @@ def jobs(shape: Shape) -> tuple[JobDefinition | None, JobDefinition | None]:
     """The daily job (every daily dataset) and the refresh job the ongoing sensor launches."""
     daily = [shape.key(d) for d in DAILY if shape.has(d)]
     refreshed = [shape.key(d) for d in REFRESHED_ON_END if shape.has(d)]
+    # The vendor-retention check scans the whole lake: it runs in its own job, not in every day's run.
+    whole_lake = AssetSelection.checks(*filter(None, [check_key(shape)]))
     daily_job = define_asset_job(
-        shape.named("daily_job"), selection=AssetSelection.assets(*daily),
+        shape.named("daily_job"), selection=AssetSelection.assets(*daily) - whole_lake,
         description="Every daily dataset (reports, history, messages, conversations) for the selected days.",
     ) if daily else None
     refresh_job = define_asset_job(
-        shape.named("refresh_day_job"), selection=AssetSelection.assets(*refreshed),
+        shape.named("refresh_day_job"), selection=AssetSelection.assets(*refreshed) - whole_lake,
         description="Re-fetches a day's interactions and messages after some of them have ended.",
     ) if refreshed else None
     return daily_job, refresh_job

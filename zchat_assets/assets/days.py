@@ -25,7 +25,7 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
 from ..api import ApiUnavailableError, BadRequestError, GoneError, ZchatClient
 from ..schemas import SchemaError
 from ..lake import STAGING, STALE_STAGING_SECONDS, DayRejected, Lake, LakeError
-from .. import message_cache, settled
+from .. import message_cache, retention, settled
 from ..changes import Changes
 from ..quality import Check
 from .account import Member, Shape
@@ -96,11 +96,17 @@ def late_changes(context: AssetExecutionContext, member: Member, lake: Lake, day
 
 
 def housekeeping(context: AssetExecutionContext, member: Member, lake: Lake) -> None:
-    """Staging files of killed runs, and message-cache chunks past the account's retention, by age."""
+    """Staging files of killed runs, and message-cache chunks past the account's retention, by age; and the
+    days older than the lake's own `retention_days`, from everything the account keeps by day."""
     staged = lake.sweep(STAGING, STALE_STAGING_SECONDS)
     cached = message_cache.expire(lake, member.settings.cache_retention_days)
     if staged or cached:
         context.log.info(f"Housekeeping: deleted {staged} stale staging file(s) and {cached} message-cache chunk(s).")
+    kept_from, removed = retention.expire(lake, member.settings)
+    if removed:
+        context.log.info(f"Retention: removed the days before {kept_from} ({member.settings.setting('retention_days')}"
+                         f" {member.settings.retention_days}) of account {member.name or '(unnamed)'}: "
+                         + ", ".join(f"{area} {days} day(s)" for area, days in removed.items()) + ".")
 
 
 def run_days(context: AssetExecutionContext, shape: Shape, session) -> Iterator:
