@@ -79,6 +79,26 @@ def main(argv: list[str] | None = None) -> int:
                                                       "there (default: the unnamed one)")
     gaps.add_argument("--day", default=None, help="one day, YYYY-MM-DD (default: every day with gaps)")
 
+    erase = commands.add_parser("erase", help="erase one data subject (LGPD Art. 18) from an account's lake: every "
+                                              "dataset, the message cache, snapshots and quarantine; every later "
+                                              "write keeps them out")
+    who = erase.add_mutually_exclusive_group(required=True)
+    for kind, example in (("customer-id", "4746760"), ("phone", "'+55 11 91234-5678'"), ("email", "ana@email.example"),
+                          ("document", "123.456.789-09"), ("protocol", "9484000001")):
+        who.add_argument(f"--{kind}", metavar="VALUE", help=f"e.g. {example}")
+    erase.add_argument("--account", default=None, help="a named account, or an account of a fleet (default: the "
+                                                       "unnamed one)")
+    erase.add_argument("--fleet", default=None, help="every account of this fleet")
+    erase.add_argument("--delete", action="store_true", help="remove the subject's interactions and messages "
+                                                             "(default: keep them, with every personal field nulled)")
+    erase.add_argument("--dry-run", action="store_true", help="list the days, datasets and rows it would change")
+
+    plan = commands.add_parser("plan", help="list an account's missing days, the requests and time fetching them "
+                                            "takes (an estimate), and which the vendor's retention loses first")
+    plan.add_argument("--account", default=None, help="a named account, or an account of a fleet (default: the "
+                                                      "unnamed one)")
+    plan.add_argument("--fleet", default=None, help="every account of this fleet, one line each")
+
     recover = commands.add_parser("recover", help="mark failed the runs of the instance ($DAGSTER_HOME) whose "
                                                   "process is gone (killed), and free the pool slots they hold")
     recover.add_argument("--run-id", action="append", default=[], help="only this run (repeatable); on an instance "
@@ -88,11 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         # The demo and the sandbox UI keep to themselves: a real account's .env is not theirs to read.
-        args.environ = with_dotenv(os.environ) if args.command in ("sandbox", "doctor", "gaps") else dict(os.environ)
+        args.environ = with_dotenv(os.environ) if args.command in ("sandbox", "doctor", "gaps", "erase", "plan") else dict(os.environ)
         if "timezone" in args:  # checked before anything starts
             args.timezone = _timezone(args)
         return {"sandbox": run_sandbox, "demo": run_demo, "ui": run_ui, "docs": run_docs,
-                "doctor": run_doctor, "gaps": run_gaps, "recover": run_recover}[args.command](args)
+                "doctor": run_doctor, "gaps": run_gaps, "erase": run_erase, "plan": run_plan,
+                "recover": run_recover}[args.command](args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"zchat-assets: {exc}", file=sys.stderr)
         return 2
@@ -282,6 +303,36 @@ def run_gaps(args) -> int:
     return 0
 
 
+def run_erase(args) -> int:
+    from .erase import erase, summary
+    from .erasure import KINDS
+
+    kind = next(k for k in KINDS if getattr(args, k) is not None)
+    if args.fleet and args.account:
+        raise ValueError("give --account or --fleet, not both: --account names one account, of a fleet or not")
+    accounts = fleet_settings(args.fleet).accounts if args.fleet else [account_settings(args.account, args.environ)]
+    for settings in accounts:
+        lake = settings.lake()
+        outcome = erase(lake, settings.privacy(args.environ), kind, getattr(args, kind), args.delete, args.dry_run)
+        print("\n".join(summary(outcome, lake, args.dry_run)))
+    return 0
+
+
+def run_plan(args) -> int:
+    from .plan import account_report, fleet_report
+
+    if args.fleet and args.account:
+        raise ValueError("give --account or --fleet, not both: --account names one account, of a fleet or not")
+    if args.fleet:
+        fleet = fleet_settings(args.fleet)
+        for settings in fleet.accounts:
+            settings.check_secret_names(args.environ)
+        print(fleet_report(fleet.name, list(fleet.accounts)))
+    else:
+        print(account_report(account_settings(args.account, args.environ)))
+    return 0
+
+
 def run_recover(args) -> int:
     from dagster import DagsterInstance
 
@@ -333,6 +384,18 @@ def account_settings(name: str | None, environ: Mapping[str, str]):
         return from_environment(environ)
     raise ValueError(f"no account named {name!r} under zchat_assets/defs/: add it with "
                      f"dg scaffold defs zchat_assets.ZchatAccount accounts/{name}")
+
+
+def fleet_settings(name: str):
+    """The fleet of that name under zchat_assets/defs/."""
+    from .fleets import fleet_from_yaml
+
+    for source, document in _accounts():
+        attributes = document.get("attributes") or {}
+        if document.get("type") == "zchat_assets.ZchatFleet" and attributes.get("name") == name:
+            return fleet_from_yaml(attributes, source, Path(source).parent)
+    raise ValueError(f"no fleet named {name!r} under zchat_assets/defs/: add it with "
+                     f"dg scaffold defs zchat_assets.ZchatFleet fleets/{name}")
 
 
 def _accounts() -> list[tuple[str, dict]]:

@@ -37,6 +37,15 @@ def record(lake: Lake, day: str, gaps: dict[str, Gap], fetched_at: str) -> None:
                          "gaps": {protocol: asdict(gap) for protocol, gap in sorted(gaps.items())}})
 
 
+def forget(lake: Lake, day: str, protocols: set[str]) -> None:
+    """Removes protocols from the day's record (their interactions were erased with `--delete`)."""
+    path = f"{lake.relative(FOLDER, day)}/{FILE}"
+    found = lake.read_json(path)
+    if found and set(found.get("gaps", {})) & protocols:
+        kept = {p: Gap(**g) for p, g in found["gaps"].items() if p not in protocols}
+        record(lake, day, kept, found.get("fetched_at"))
+
+
 def recorded(lake: Lake, day: str) -> dict[str, Gap]:
     """The gaps the last published run of the day found."""
     found = lake.read_json(f"{lake.relative(FOLDER, day)}/{FILE}") or {}

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
+from . import provenance
 from .changes import Changes, against_published
 
 # Arrow's default allocator (mimalloc) keeps freed pages for reuse. Tables here are short-lived
@@ -78,14 +79,17 @@ class WrittenPartition:
     files: int
     bytes: int
     changes: Changes | None = None  # against the version it replaced; None for a first version
+    provenance: dict | None = None  # what wrote it, as its footer says (provenance.py)
 
 
 class PartitionWriter:
     """Streams tables of one schema into a day's staging file."""
 
-    def __init__(self, lake: Lake, path: str, schema: pa.Schema):
-        self._lake, self.path, self.schema = lake, path, schema
+    def __init__(self, lake: Lake, path: str, schema: pa.Schema, dataset: str):
+        self._lake, self.path, self.schema, self.dataset = lake, path, schema, dataset
+        self.erasures = lake.erasures.version if lake.erasures else None  # the erasures this day was written under
         self.rows = 0
+        self.provenance: dict | None = None  # written into the footer when the file is finished
         self.result: WrittenPartition | None = None  # set once the day is published
         self.checks: dict = {}  # the audit's verdicts on the staged day
         self.sample = schema.empty_table()  # the first rows written, for previews
@@ -96,6 +100,8 @@ class PartitionWriter:
         if table.num_rows == 0 and self._writer is not None:
             return
         table = table.select(self.schema.names).cast(self.schema)
+        if self._lake.erasures:
+            table = self._lake.erasures.apply(self.dataset, table)
         if not self.sample.num_rows and table.num_rows:
             # A copy: a slice would keep the whole first table alive until the day is written.
             self.sample = pa.Table.from_pylist(table.slice(0, SAMPLE_ROWS).to_pylist(), schema=self.schema)
@@ -118,6 +124,9 @@ class PartitionWriter:
         if self._writer is None and self._handle is None:
             self.write(self.schema.empty_table())
         if self._writer is not None:
+            if self._lake.provenance is not None:
+                self.provenance = self._lake.provenance(self.schema, self.rows)
+                self._writer.add_key_value_metadata({provenance.KEY: provenance.encoded(self.provenance)})
             self._writer.close()
             self._handle.close()
             self._writer = None
@@ -145,6 +154,9 @@ class Lake:
             raise LakeError(f"{setting} {uri!r} cannot be opened ({exc}): install the fsspec driver for it "
                             "or use a local folder.") from None
         self.local = isinstance(self.fs, LocalFileSystem)
+        self.erasures = None  # the account's recorded erasures (erasure.Erasures), applied to every table written
+        self.provenance = None  # what writes (provenance.stamp), put in every Parquet footer
+        self.origin: Origin | None = None  # set once claimed
         self.root = os.path.abspath(root) if self.local else root.rstrip("/")
 
     def relative(self, dataset: str, day: str | None = None) -> str:
@@ -167,10 +179,11 @@ class Lake:
         stays, byte for byte, and the staging file is removed on every path."""
         staging = f"{self.root}/{STAGING}/{self.relative(dataset, day)}.{uuid.uuid4().hex}.parquet"
         self.fs.makedirs(staging.rsplit("/", 1)[0], exist_ok=True)
-        writer = PartitionWriter(self, staging, schema)
+        writer = PartitionWriter(self, staging, schema, dataset)
         try:
             yield writer
             writer.close()
+            self._erase_late(writer)
             writer.checks = audit(writer) if audit else {}
             if any(check.blocks for check in writer.checks.values()):
                 raise DayRejected(dataset, day, writer.checks, self._quarantine(staging, dataset, day, writer.checks))
@@ -186,7 +199,20 @@ class Lake:
         finally:
             writer.abort()
             self._discard(staging)
-        writer.result = WrittenPartition(self.uri(final), writer.rows, 1, size, changed)
+        writer.result = WrittenPartition(self.uri(final), writer.rows, 1, size, changed, writer.provenance)
+
+    def _erase_late(self, writer: PartitionWriter) -> None:
+        """An erasure recorded while the day was being written is applied before it is published."""
+        if self.erasures is None or not self.erasures.refresh() and writer.erasures == self.erasures.version:
+            return
+        table = writer.read()
+        erased = self.erasures.apply(writer.dataset, table)
+        if not erased.equals(table):
+            if writer.provenance is not None:
+                writer.provenance["rows"] = erased.num_rows
+            with self.fs.open(writer.path, "wb") as handle:
+                _write(handle, erased, writer.provenance)
+            writer.rows, writer.sample = erased.num_rows, erased.slice(0, SAMPLE_ROWS)
 
     def write_partition(self, dataset: str, day: str, table: pa.Table,
                         audit: Callable[[PartitionWriter], dict] | None = None) -> WrittenPartition:
@@ -240,14 +266,38 @@ class Lake:
         staging = f"{self.root}/{STAGING}/{self.relative(dataset)}/{uuid.uuid4().hex}.parquet"
         self.fs.makedirs(staging.rsplit("/", 1)[0], exist_ok=True)
         final = f"{self.folder(dataset, day)}/{name}"
+        if self.erasures is not None:
+            self.erasures.refresh()
+            table = self.erasures.apply(dataset, table)
+        stamp = self.provenance(table.schema, table.num_rows) if self.provenance is not None else None
         try:
             with self.fs.open(staging, "wb") as handle:
-                pq.write_table(table, handle, compression="zstd")
+                _write(handle, table, stamp)
             self.fs.makedirs(self.folder(dataset, day), exist_ok=True)
             self._put(staging, final)
         finally:
             self._discard(staging)
         return f"{self.relative(dataset, day)}/{name}"
+
+    def rewrite_file(self, relative_path: str, table: pa.Table) -> None:
+        """Replaces one file below the root with `table` in one atomic step, its schema's metadata and its
+        provenance kept (with the new row count and when it was rewritten)."""
+        staging = f"{self.root}/{STAGING}/{uuid.uuid4().hex}.parquet"
+        with self.fs.open(f"{self.root}/{relative_path}", "rb") as handle:
+            stamp = provenance.read(handle)
+        if stamp is not None:
+            stamp.update(rows=table.num_rows, rewritten_at=_now())
+        try:
+            self.fs.makedirs(staging.rsplit("/", 1)[0], exist_ok=True)
+            with self.fs.open(staging, "wb") as handle:
+                _write(handle, table, stamp)
+            self._put(staging, f"{self.root}/{relative_path}")
+        finally:
+            self._discard(staging)
+
+    def listing(self, relative_folder: str) -> list[str]:
+        """Paths below the root of the files in a folder, in name order ([] when there is none)."""
+        return [f"{relative_folder}/{p.rsplit('/', 1)[-1]}" for p in self._files_in(f"{self.root}/{relative_folder}")]
 
     def put_json(self, relative_path: str, record) -> None:
         """A small JSON record put on its key below the root in one atomic step, written aside first."""
@@ -379,10 +429,19 @@ class Lake:
         if origin not in held:
             self.fs.makedirs(f"{self.root}/{ORIGINS}", exist_ok=True)
             self.put_json(mine, {**asdict(origin), "recorded_at": _now()})
+        self.origin = origin
 
     def _origin(self, path: str) -> Origin:
         recorded = json.loads(self.fs.cat_file(path))
         return Origin(recorded.get("account"), recorded.get("host"), recorded.get("timezone"))
+
+
+def _write(handle, table: pa.Table, stamp: dict | None) -> None:
+    """One Parquet file, with its provenance in the footer's key-value metadata when there is one."""
+    with pq.ParquetWriter(handle, table.schema, compression="zstd") as writer:
+        writer.write_table(table)
+        if stamp is not None:
+            writer.add_key_value_metadata({provenance.KEY: provenance.encoded(stamp)})
 
 
 def _now() -> str:

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from .api import ClientSettings, ZchatClient
 from .api.settings import DEFAULT_BASE_URL, DEFAULT_TOKEN_ENV
+from .erasure import Erasures
 from .lake import Lake, LakeError, Origin
 from .privacy import Privacy
 from .settings import DEFAULT_KEY_ENV, AccountSettings
@@ -62,6 +63,7 @@ class ZchatLake(ConfigurableResource):
         lake = Lake(self.uri, self.account, self.uri_setting)
         lake.check_writable()
         lake.claim(Origin(self.account, self.host, self.timezone))
+        lake.erasures = Erasures(lake, self.privacy())
         return lake
 
     def privacy(self) -> Privacy:

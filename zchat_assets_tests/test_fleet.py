@@ -247,7 +247,8 @@ def test_a_fleet_of_a_thousand_through_dg_and_the_dagster_cli(tmp_path):
     from .test_accounts import BIN, run, succeeded
     from .truth import message_ids, protocols
 
-    worlds = _fleet_worlds(Namespace(fleet_prefix="tok-", seed=7, scale=40, timezone="America/Sao_Paulo"))
+    worlds = _fleet_worlds(Namespace(fleet_prefix="tok-", seed=7, scale=40, timezone="America/Sao_Paulo",
+                                     regulars=0, typing=0.0))
     with SandboxServer(SandboxApp(World(scale=1), "unused", fleet=worlds)) as server:
         project = fleet_project(tmp_path / "project", 1000, server.url, tmp_path / "lake", START)
         succeeded(run([str(BIN / "dg"), "check", "defs"], project))

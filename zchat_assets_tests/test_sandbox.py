@@ -161,7 +161,8 @@ def test_a_fleet_sandbox_gives_every_token_of_its_prefix_a_world_of_its_own():
     from zchat_assets.cli import _fleet_worlds
     from zchat_assets.sandbox import SandboxApp, SandboxServer
 
-    worlds = _fleet_worlds(Namespace(fleet_prefix="fleet-", seed=7, scale=20, timezone="America/Sao_Paulo"))
+    worlds = _fleet_worlds(Namespace(fleet_prefix="fleet-", seed=7, scale=20, timezone="America/Sao_Paulo",
+                                     regulars=0, typing=0.0))
     with SandboxServer(SandboxApp(make_world(), TOKEN, fleet=worlds)) as server:
         def protocols(token):
             answer = requests.get(f"{server.url}{API}/history", params={"token": token, "from": f"{DAY}T00:00:00",

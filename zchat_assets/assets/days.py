@@ -25,7 +25,7 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
 from ..api import ApiUnavailableError, BadRequestError, GoneError, ZchatClient
 from ..schemas import SchemaError
 from ..lake import STAGING, STALE_STAGING_SECONDS, DayRejected, Lake, LakeError
-from .. import message_cache, retention, settled
+from .. import message_cache, provenance, retention, settled
 from ..changes import Changes
 from ..quality import Check
 from .account import Member, Shape
@@ -58,6 +58,7 @@ def api_days(context: AssetExecutionContext, shape: Shape,
         housekeeping(context, member, lake)
         with member.open_client(context) as client:
             meter = ApiMeter(client)
+            lake.provenance = stamp(context, lake, meter.requests)
 
             def metered(day: Day) -> DayOutcome:
                 meter.start()
@@ -76,6 +77,7 @@ def lake_days(context: AssetExecutionContext, shape: Shape, produce: Callable[[M
     @contextmanager
     def session(member: Member):
         lake = member.lake(context)
+        lake.provenance = stamp(context, lake)
         yield lambda day: late_changes(context, member, lake, day, produce(member, day, lake))
 
     yield from run_days(context, shape, session)
@@ -93,6 +95,12 @@ def late_changes(context: AssetExecutionContext, member: Member, lake: Lake, day
     outcome.metadata.update(figures)
     outcome.checks[settled.CHECK] = check
     return outcome
+
+
+def stamp(context: AssetExecutionContext, lake: Lake, requests=None):
+    """The provenance every file of the step carries: its run, the asset's code version, the lake's origin."""
+    code_version = context.assets_def.code_versions_by_key.get(context.asset_key)
+    return provenance.stamp(context.run.run_id, code_version, lake.origin, requests)
 
 
 def housekeeping(context: AssetExecutionContext, member: Member, lake: Lake) -> None:

@@ -9,6 +9,7 @@ import pyarrow as pa
 from dagster import MetadataValue, TableColumn, TableSchema
 
 from ..api import ZchatClient
+from .. import provenance
 from ..lake import WrittenPartition
 from ..schemas import DATASETS
 
@@ -47,6 +48,10 @@ class ApiMeter:
         self._client.lowest_rate_limit = self._client.rate_limit
         self._cpu0 = time.process_time()
 
+    def requests(self) -> int:
+        """Requests since `start()`."""
+        return self._client.stats.snapshot()["requests"] - self._before["requests"]
+
     def figures(self) -> dict:
         now = self._client.stats.snapshot()
         out = {f"api_{k}": now[k] - self._before[k] for k in ("requests", "retries", "pages")}
@@ -64,4 +69,5 @@ def partition_metadata(dataset: str, written: WrittenPartition, sample: pa.Table
         "files": written.files,
         "bytes": written.bytes,
         "preview": preview(sample, preview_columns),
+        **provenance.metadata(written.provenance),
     }

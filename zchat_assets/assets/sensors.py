@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from dagster import (AssetMaterialization, DefaultSensorStatus, JobDefinition, RunRequest, SensorDefinition,
                      SensorEvaluationContext, SensorResult, SkipReason, sensor)
 
+from .. import provenance
 from ..api import ZchatError
 from ..api.vendor import ONGOING_FILTERS
 from ..lake import LakeError
@@ -61,6 +62,7 @@ def poll(context: SensorEvaluationContext, shape: Shape, member: Member, cursor:
     tz_name = shape.settings.timezone
     polled_at = datetime.now(timezone.utc)
     lake = member.lake(context)
+    lake.provenance = provenance.stamp(None, None, lake.origin)  # a sensor tick: no run
     previous = previous_poll(lake, cursor["last"], context.log)
     with member.open_client(context, SENSOR_SHARE, **client) as api:
         filters = member.settings.filters.params(ONGOING_FILTERS)
