@@ -8,7 +8,7 @@ partition and, for the conversations that had ended, to the cache at the same mo
 interrupted run loses at most one batch of work (and a failing one caches its last batch too). A
 finished conversation short of its counter is held back until it is asked again (`short`): still
 short, it is a gap, like a conversation the API says is not there (gaps.py). On close the day is
-swapped in, its gaps recorded, the stale cache chunks pruned, and the checks computed.
+swapped in, its gaps recorded, the stale cache chunks pruned and the others compacted, and the checks computed.
 """
 
 from __future__ import annotations
@@ -147,6 +147,8 @@ class DayMessages:
         self.written, self.checks = self._writer.result, self._writer.checks
         gap_records.record(self._lake, self._day, self.gaps, self._started)
         self._cache.prune(self._ends)
+        with suppress(OSError):  # the day is published: a chunk left over is merged by the next run
+            self._cache.compact(self._ends)
 
     def _keep_published(self) -> None:
         """A conversation purged at the vendor keeps the messages the lake's published day already has, so a
@@ -169,6 +171,11 @@ class DayMessages:
         return {"messages_complete": messages_complete(self._expected, self.fetched, self.gaps),
                 "message_id_unique": unique_ids(writer.read(["message_id"]).column("message_id"), "message_id"),
                 "message_gaps": message_gaps(self.gaps)}
+
+    @property
+    def cache_files(self) -> tuple[int, int]:
+        """The cache chunks this run wrote for what it fetched, and the chunks the day has now."""
+        return self._cache.added, len(self._cache.chunks)
 
     @property
     def sample(self) -> pa.Table:

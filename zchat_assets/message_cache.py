@@ -8,6 +8,8 @@ asking the API again. A chunk's footer lists its protocols with the version the 
 gave them (end time and `messages` counter) and how many messages were stored (conversations without
 messages included), and a protocol is taken from the cache only if the history still shows that same
 version: a conversation that was reopened, or got late messages, has another end time or counter.
+After the day is published the chunks are compacted (`compact`), so a day keeps one or two chunk files
+however small the batches were that a rate limit made it write them in.
 The cache sits in the lake, so a run on another machine (or on an object store) finds it too. Chunks
 written under another personal-data setting, or by an older version, are not reused. Deleting
 `_cache/` is always safe: it only costs requests.
@@ -45,6 +47,7 @@ class MessageCache:
         self._lake, self._day = lake, day
         self.privacy = privacy
         self._chunks: dict[str, dict[str, list]] = {}  # chunk -> {protocol: [version, messages]}, oldest first
+        self.added = 0  # chunks this object wrote for fetched conversations (compaction not counted)
         for chunk in lake.files(DATASET, day):
             try:
                 metadata = lake.file_metadata(chunk)
@@ -68,6 +71,11 @@ class MessageCache:
                 else:
                     found.pop(protocol, None)
         return found
+
+    @property
+    def chunks(self) -> list[str]:
+        """The day's chunks this object knows of, oldest first."""
+        return list(self._chunks)
 
     def stored(self, protocol: str, chunk: str) -> int:
         """How many messages of the protocol the chunk holds."""
@@ -95,11 +103,17 @@ class MessageCache:
         """Stores the messages of ended conversations (`ended`: protocol -> [version, messages])."""
         if not ended:
             return
-        name = f"chunk-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+        self._store(table, ended, time.time_ns())
+        self.added += 1
+
+    def _store(self, table: pa.Table, ended: dict[str, list], stamp: int) -> str:
+        """Writes one chunk named after `stamp` (nanoseconds: chunks sort by it, the newest last)."""
+        name = f"chunk-{stamp:020d}-{uuid.uuid4().hex[:8]}.parquet"
         metadata = {ENDS_KEY: json.dumps(ended, separators=(",", ":")).encode(),
                     PRIVACY_KEY: self.privacy.fingerprint.encode()}
         chunk = self._lake.add_file(DATASET, self._day, name, table.replace_schema_metadata(metadata))
         self._chunks[chunk] = dict(ended)
+        return chunk
 
     def prune(self, ends: dict[str, str | None]) -> int:
         """Deletes the chunks this object knows of whose protocols would none be used any more; returns
@@ -113,3 +127,42 @@ class MessageCache:
                 self._lake.remove_file(chunk)
             del self._chunks[chunk]
         return len(stale)
+
+    def compact(self, ends: dict[str, str | None]) -> int:
+        """Merges the day's chunks into one, so that the day keeps at most two chunk files whatever the size of
+        the batches it was written in; returns how many chunks it replaced. The biggest chunk is left as it is
+        when it holds at least as many of the messages in use as all the others together (a look-back run adds
+        a few late conversations: only those are rewritten), else every chunk in use is merged.
+
+        Safe when runs of the same day overlap: the merged chunk is written first, named after the newest
+        chunk it replaces (so a chunk another run adds meanwhile stays newer, and wins), and then only the
+        chunks whose every protocol in use it holds are deleted; a chunk another run added is not known here
+        and stays, one it deleted meanwhile is left out, and a run reading a chunk deleted here fetches its
+        conversations again (`read` returns None)."""
+        in_use = self.by_chunk(self.usable(ends))
+        sizes = {chunk: sum(self._chunks[chunk][p][1] for p in protocols) for chunk, protocols in in_use.items()}
+        biggest = max(sizes, key=sizes.get, default=None)
+        if biggest is not None and 2 * sizes[biggest] >= sum(sizes.values()):
+            del in_use[biggest]
+        if len(in_use) < 2:
+            return 0
+        tables, ended, merged = [], {}, []
+        for chunk, protocols in in_use.items():
+            table = self.read(chunk, protocols)
+            if table is not None:
+                tables.append(table)
+                ended.update((p, self._chunks[chunk][p]) for p in protocols)
+                merged.append(chunk)
+        if len(merged) < 2:
+            return 0
+        self._store(pa.concat_tables(tables), ended, max(_stamp(chunk) for chunk in merged))
+        for chunk in merged:
+            with suppress(FileNotFoundError):
+                self._lake.remove_file(chunk)
+            del self._chunks[chunk]
+        return len(merged)
+
+
+def _stamp(chunk: str) -> int:
+    """The nanoseconds a chunk's name starts with (`chunk-<stamp>-<id>.parquet`)."""
+    return int(chunk.rsplit("/", 1)[-1].split("-")[1])

@@ -90,8 +90,9 @@ def messages_asset(account: Shape) -> AssetsDefinition:
                     for protocol_id, items in client.messages_many(short):
                         day_messages.add(protocol_id, items)
             metadata = partition_metadata("messages", day_messages.written, day_messages.sample, PREVIEW)
+            written, kept = day_messages.cache_files
             metadata.update(protocols=len(day_messages.fetched), protocols_from_cache=len(day_messages.cached),
-                            gaps=len(day_messages.gaps))
+                            gaps=len(day_messages.gaps), cache_chunks_written=written, cache_chunks=kept)
             return DayOutcome(metadata, day_messages.checks, day_messages.written.changes)
 
         yield from api_days(context, account, produce)
