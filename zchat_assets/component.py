@@ -30,8 +30,8 @@ ATTRIBUTES = create_model(
        for name, field in AccountSettings.model_fields.items()})
 # Written uncommented by the scaffolder: what every new account has to decide; then the rest, most used first.
 DECIDE = ("name", "token_env", "timezone", "start_date", "lake_uri")
-ORDER = (*DECIDE, "base_url", "datasets", "filters", "personal_data", "personal_data_key_env", "concurrency",
-         "rate_limit", "lookback_days")
+ORDER = (*DECIDE, "base_url", "datasets", "filters", "personal_data", "personal_data_text", "personal_data_key_env",
+         "concurrency", "rate_limit", "lookback_days")
 
 
 def scaffold_yaml(name: str) -> str:

@@ -16,6 +16,7 @@ formats are not caught (docs/personal-data.md).
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 MARKERS = {"cpf": "[cpf]", "cnpj": "[cnpj]", "phone": "[phone]", "email": "[email]"}
@@ -50,6 +51,9 @@ _REFERENCE = re.compile(r"(?:\b(?:pedidos?|protocolos?|ordem|order|rastreio|rast
                         r"c[óo]d(?:igo)?|tickets?|chamados?|faturas?|contratos?|id)|n[º°]|#)"
                         r"[\s:#.º°\-]*(?:no?[.º°]\s*)?$", re.IGNORECASE)
 _YEARS = re.compile(r"(?:19|20)\d\d-(?:19|20)\d\d")
+# Names the rules, so that text masked under other rules (in the message cache) is not reused.
+RULES = hashlib.sha256("|".join([p.pattern for p in (_EMAIL, _NUMBER, _REFERENCE, _YEARS)] + [*MARKERS.values()])
+                       .encode()).hexdigest()[:8]
 
 
 def mask(text: str | None) -> str | None:

@@ -9,7 +9,13 @@ built from those, so it inherits the choice.
 
 Hashing is HMAC-SHA256 keyed with a secret (ZCHAT_PERSONAL_DATA_KEY): the same value gives the same
 hash in every run and dataset, so joins and distinct counts still work, while nobody without the key
-can test a guessed CPF against the lake. Message text is kept as written.
+can test a guessed CPF against the lake.
+
+Free text is a setting of its own (`text`): kept as written, or with the identifiers customers type into
+it (CPF, CNPJ, phone, e-mail) masked (masking.py) in the columns the schemas flag `free_text` (a
+message's text, the expanded history's notes, every author's rows: agents copy a customer's CPF too) and
+in the JSON kept beside them: every string of a message's original JSON but the values the lake stores in
+columns of their own (ids, times, types, author, attachment), and every string of `extra_json`.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ from functools import lru_cache
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import masking
 from .schemas import DATASETS
 
 MODES = ("keep", "hash", "drop")
+TEXT_MODES = ("keep", "mask")
 _FLAGGED = [c for columns in DATASETS.values() for c in columns if c.personal]
 PERSONAL_COLUMNS = frozenset(c.name for c in _FLAGGED)
 # The top-level keys a flat record carries those values under: a column's flat name (document,
@@ -36,6 +44,14 @@ FLAT_PERSONAL_KEYS = frozenset([c.flat for c in _FLAGGED if c.flat] +
 MESSAGE_PATHS = tuple(c.path for c in DATASETS["messages"] if c.personal)
 # Names what a protected table covers: data stored while fewer columns were flagged is not reused.
 COVERAGE = hashlib.sha256(",".join(sorted(PERSONAL_COLUMNS)).encode()).hexdigest()[:8]
+FREE_TEXT_COLUMNS = frozenset(c.name for columns in DATASETS.values() for c in columns if c.free_text)
+# The places in a message's original JSON whose values have columns of their own that are no free text: kept as
+# those columns keep them. Every other string there may be free text (a caption, an attachment's file name).
+MESSAGE_FIELDS = frozenset(c.path[:-1] + (leaf,) for c in DATASETS["messages"] if c.path and not c.free_text
+                           for leaf in (c.path[-1], *c.also))
+# Names what masking covers and how: text stored under other rules is not reused.
+TEXT_COVERAGE = hashlib.sha256("|".join([*sorted(FREE_TEXT_COLUMNS), *map(str, sorted(MESSAGE_FIELDS)),
+                                          masking.RULES]).encode()).hexdigest()[:8]
 MIN_KEY_LENGTH = 16
 
 
@@ -48,6 +64,7 @@ class Privacy:
     mode: str = "keep"
     key: str | None = field(default=None, repr=False)
     key_env: str = "ZCHAT_PERSONAL_DATA_KEY"  # where the key comes from, named in errors
+    text: str = "keep"  # identifiers typed into free text: keep or mask
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -55,16 +72,19 @@ class Privacy:
         if self.mode == "hash" and len(self.key or "") < MIN_KEY_LENGTH:
             raise PrivacyError(f"Hashing personal data needs a secret of at least {MIN_KEY_LENGTH} characters in "
                                f"{self.key_env} (keep it: changing it changes every hash).")
+        if self.text not in TEXT_MODES:
+            raise PrivacyError(f"The free-text setting {self.text!r} is not valid: use keep or mask.")
 
     @property
     def fingerprint(self) -> str:
         """Names the setting and what it covers without revealing the key: data stored under another
         setting, or before a column was flagged, is not reused."""
+        text = f"+mask:{TEXT_COVERAGE}" if self.text == "mask" else ""
         if self.mode == "keep":
-            return self.mode
+            return self.mode + text
         if self.mode == "drop":
-            return f"drop:{COVERAGE}"
-        return f"hash:{COVERAGE}:{_hmac(self.key, 'zchat-assets fingerprint')[:12]}"
+            return f"drop:{COVERAGE}{text}"
+        return f"hash:{COVERAGE}:{_hmac(self.key, 'zchat-assets fingerprint')[:12]}{text}"
 
     def value(self, text: str | None) -> str | None:
         if text is None or self.mode == "keep":
@@ -73,7 +93,10 @@ class Privacy:
 
     def apply(self, table: pa.Table) -> pa.Table:
         """The table with every personal value hashed or dropped (unchanged under `keep`): the flagged
-        columns, unknown customer fields, and in messages the author's name in the original JSON."""
+        columns, unknown customer fields, and in messages the author's name in the original JSON; and with
+        identifiers typed into free text masked under `text="mask"`."""
+        if self.text == "mask":
+            table = _masked(table)
         if self.mode == "keep":
             return table
         rows = _customer_rows(table)
@@ -118,6 +141,35 @@ class Privacy:
                 value = node[path[-1]]
                 node[path[-1]] = self._any(value if isinstance(value, list) else str(value))
         return json.dumps(message, ensure_ascii=False)
+
+
+def _masked(table: pa.Table) -> pa.Table:
+    """The table with identifiers masked in its free-text columns and in the strings of its JSON columns."""
+    for name in FREE_TEXT_COLUMNS.intersection(table.column_names):
+        table = _map(table, name, masking.mask)
+    for name, kept in (("raw_json", MESSAGE_FIELDS), ("extra_json", frozenset())):
+        if name in table.column_names:
+            table = _map(table, name, lambda text, kept=kept: _masked_json(text, kept))
+    return table
+
+
+def _masked_json(text: str | None, kept: frozenset) -> str | None:
+    """JSON with every string masked but those at the `kept` places; the same text when nothing changed."""
+    if text is None:
+        return text
+    value = json.loads(text)
+    masked = _masked_value(value, (), kept)
+    return text if masked == value else json.dumps(masked, ensure_ascii=False)
+
+
+def _masked_value(value, path: tuple, kept: frozenset):
+    if isinstance(value, str):
+        return value if path in kept else masking.mask(value)
+    if isinstance(value, dict):
+        return {key: _masked_value(item, (*path, key), kept) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_masked_value(item, path, kept) for item in value]
+    return value
 
 
 def _personal(key: str) -> bool:

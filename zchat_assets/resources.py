@@ -51,6 +51,7 @@ class ZchatLake(ConfigurableResource):
     personal_data_key: str | None = Field(default=None, description="Secret for hashing personal data.")
     personal_data_key_variable: str = Field(default=DEFAULT_KEY_ENV, description="Where that secret comes from, as "
                                                                                  "errors name it.")
+    personal_data_text: str = Field(default="keep", description="Identifiers typed into messages: keep or mask.")
 
     def open(self, local_instance: bool = True) -> Lake:
         """The lake, probed and claimed first, so that a bad URI or a lake holding another origin's data fails
@@ -67,5 +68,6 @@ class ZchatLake(ConfigurableResource):
         return lake
 
     def privacy(self) -> Privacy:
-        """The personal-data setting its writers apply, with its secret."""
-        return Privacy(self.personal_data, self.personal_data_key, self.personal_data_key_variable)
+        """The personal-data settings its writers apply, with the secret."""
+        return Privacy(self.personal_data, self.personal_data_key, self.personal_data_key_variable,
+                       self.personal_data_text)

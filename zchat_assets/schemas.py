@@ -153,11 +153,13 @@ class Column:
     # these flags. Pseudonymous ids count: a hashed customer_id is a keyed hash, still joinable across datasets.
     # In messages a flag covers the rows the customer wrote, not agents' or bots' (privacy.py).
     personal: bool = False
+    # Free text, where customers type identifiers (a CPF, a phone): ZCHAT_PERSONAL_DATA_TEXT=mask masks them.
+    free_text: bool = False
 
 
 def col(name: str, type_: pa.DataType, doc: str, *path: str, flat: str | None = None, personal: bool = False,
-        also: tuple[str, ...] = (), canonical: Callable | None = None) -> Column:
-    return Column(name, type_, doc, path or (name,), flat, also, canonical, personal)
+        also: tuple[str, ...] = (), canonical: Callable | None = None, free_text: bool = False) -> Column:
+    return Column(name, type_, doc, path or (name,), flat, also, canonical, personal, free_text)
 
 
 def derived(name: str, type_: pa.DataType, doc: str) -> Column:
@@ -282,7 +284,8 @@ HISTORY_EXPANDED = [
     *HISTORY[:-1],
     *(col(name, pa.int64(), doc) for name, doc in EXPANDED_COUNTERS.items()),
     *(col(name, pa.float64() if name == "response_time" else pa.int64(), doc) for name, doc in EXPANDED_SECONDS.items()),
-    *(col(name, pa.string(), doc, personal=name == "ip") for name, doc in EXPANDED_TEXT.items()),
+    *(col(name, pa.string(), doc, personal=name == "ip", free_text=name == "notes")
+      for name, doc in EXPANDED_TEXT.items()),
     col("start_time", TS, "First message: when the agent received the first message (UTC).", "startTime"),
     col("end_time", TS, "Last update: when the status last changed (UTC).", "endTime"),
     col("tag_count", pa.int64(), "Number of tags used.", "tagCount"),
@@ -304,10 +307,12 @@ MESSAGES = [
     col("author_name", pa.string(), "Author's name (the customer's only: agents' and bots' names are kept as sent).",
         "author", "name", personal=True),
     col("type", pa.string(), "TEXT, IMAGE, AUDIO, DOCUMENT, … (`type`, or `content_type`).", also=("content_type",)),
-    col("text", pa.string(), "Message text (`text`, or `content`).", also=("content",)),
+    col("text", pa.string(), "Message text (`text`, or `content`).", also=("content",), free_text=True),
     col("attachment_url", pa.string(), "Attachment URL, if any.", "attachment", "url"),
     col("attachment_mime_type", pa.string(), "Attachment MIME type.", "attachment", "mime_type"),
-    derived("raw_json", pa.string(), "The message exactly as the API sent it (the vendor does not document its format)."),
+    derived("raw_json", pa.string(), "The message as the API sent it (the vendor does not document its format), personal "
+            "values protected as in the columns; under `personal_data_text: mask` every string in it but the "
+            "columns' own (ids, times, types, author, attachment) is masked."),
 ]
 MESSAGE_ITEM = pa.struct([("message_id", pa.string()), ("created_at", TS), ("author_type", pa.string()),
                           ("author_name", pa.string()), ("type", pa.string()), ("text", pa.string())])
@@ -499,6 +504,7 @@ def markdown_dictionary() -> str:
         out.append(f"### `{name}`\n\n| column | type | meaning |\n| --- | --- | --- |")
         for c in columns:
             mark = "**Personal data.** " if c.personal else ""
+            mark += "**Free text** (`personal_data_text: mask` masks identifiers typed in it). " if c.free_text else ""
             out.append(f"| `{c.name}` | `{c.type}` | {mark}{c.doc} |")
         out.append("")
     return "\n".join(out)

@@ -20,12 +20,11 @@ from .api.redact import redact
 from .api.settings import DEFAULT_TOKEN_ENV, ClientSettings
 from .lake import Lake
 from . import schemas
-from .privacy import MODES, Privacy, PrivacyError
+from .privacy import MODES, TEXT_MODES, Privacy, PrivacyError
 
 DATASETS = tuple(schemas.DATASETS)
 NEEDS = {"messages": ("history_expanded",), "conversations": ("history_expanded", "messages")}
 DEFAULT_KEY_ENV = "ZCHAT_PERSONAL_DATA_KEY"
-TEXT_MODES = ("keep", "mask")
 DEFAULT_LAKE = "./data"  # the unnamed account's
 SHARED_LAKE = "./lake"  # where scaffolded named accounts write, side by side: never the unnamed account's lake
 # The variable of each attribute of the unnamed account (the single-account setup).
@@ -182,10 +181,10 @@ class AccountSettings(ClientSettings):
         return value.strip().lower()
 
     def privacy(self, environ: Mapping[str, str]) -> Privacy:
-        """The personal-data setting with its secret, read from the variable the account names."""
+        """The personal-data settings with the secret, read from the variable the account names."""
         try:
             return Privacy(self.personal_data, environ.get(self.personal_data_key_env) or None,
-                           self.secret_variable("personal_data_key_env"))
+                           self.secret_variable("personal_data_key_env"), self.personal_data_text)
         except PrivacyError as exc:
             raise SettingsError(str(exc)) from None
 

@@ -236,7 +236,7 @@ def lake_resource(settings: AccountSettings, environ: Mapping[str, str], secret=
     return ZchatLake(uri=settings.lake_uri, account=settings.name, uri_setting=settings.setting("lake_uri"),
                      uri_is_default="lake_uri" not in settings.model_fields_set,
                      host=urlsplit(settings.base_url).hostname, timezone=settings.timezone,
-                     personal_data=settings.personal_data,
+                     personal_data=settings.personal_data, personal_data_text=settings.personal_data_text,
                      personal_data_key_variable=settings.secret_variable("personal_data_key_env"),
                      personal_data_key=secret_value(environ, settings.personal_data_key_env, secret))
 
