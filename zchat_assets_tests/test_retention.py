@@ -1,5 +1,8 @@
 """The vendor's retention (the warning, `zchat-assets plan`) and the lake's own (`retention_days`)."""
 
+import os
+import subprocess
+import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from zchat_assets.sandbox import SandboxApp, SandboxServer, World
 from zchat_assets.settings import AccountSettings, SettingsError, named
 
 from .conftest import DAY, START, TOKEN, account_defs, daily_assets, fast_api, make_world
+from .projects import copy_project, fleet_project
 
 D = date.fromisoformat
 ALL_API = retention.API_DATASETS
@@ -276,3 +280,44 @@ def test_plan_prints_a_table_and_a_summary(tmp_path):
                for line in lines)
     fleet = fleet_report("bpo", [AccountSettings(name=n, start_date=NEAR, lake_uri=lake) for n in ("acme", "globex")])
     assert fleet.splitlines()[0] == "Fleet bpo: 2 of 2 account(s) have missing days the vendor still has."
+
+
+# -- the command -------------------------------------------------------------------------------------------
+
+def plan_command(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ZCHAT_")}
+    return subprocess.run([sys.executable, "-m", "zchat_assets.cli", "plan", *args], cwd=folder, capture_output=True,
+                          text=True, timeout=120, env={**environ, **env})
+
+
+def test_plan_reads_the_unnamed_account_an_account_of_a_fleet_and_a_whole_fleet(tmp_path):
+    project = fleet_project(tmp_path / "project", 2, "https://zchat.zenvia.io", tmp_path / "lake", start_date=NEAR,
+                            rate_limit="20")
+    unnamed = plan_command(project, ZCHAT_LAKE_URI=str(tmp_path / "unnamed"), ZCHAT_START_DATE=NEAR)
+    one = plan_command(project, "--account", "a0001")
+    fleet = plan_command(project, "--fleet", "bpo")
+    assert unnamed.returncode == one.returncode == fleet.returncode == 0, unnamed.stderr + one.stderr + fleet.stderr
+    days = len(retention.account_days(NEAR, TODAY))
+    assert unnamed.stdout.startswith("Account (unnamed) (") and "no rate_limit, so concurrency 8" in unnamed.stdout
+    assert one.stdout.startswith("Account a0001 (") and "90% of rate_limit 20" in one.stdout
+    assert fleet.stdout.splitlines()[0] == "Fleet bpo: 2 of 2 account(s) have missing days the vendor still has."
+    assert fleet.stdout.splitlines()[-1].startswith(f"Summary: {2 * days} missing day(s) in 2 account(s)")
+    for output in unnamed, one:
+        assert output.stdout.splitlines()[-1].startswith(f"Summary: {days} missing day(s), at least ")
+
+
+@pytest.mark.parametrize("args,sentence", [
+    (("--account", "nope"), "zchat-assets: no account named 'nope' under zchat_assets/defs/: add it with dg scaffold "
+                            "defs zchat_assets.ZchatAccount accounts/nope\n"),
+    (("--fleet", "bpo", "--account", "a0001"), "zchat-assets: give --account or --fleet, not both: --account names "
+                                               "one account, of a fleet or not\n"),
+])
+def test_plan_errors_are_one_sentence(tmp_path, args, sentence):
+    project = fleet_project(tmp_path / "project", 1, "https://zchat.zenvia.io", tmp_path / "lake")
+    done = plan_command(project, *args)
+    assert (done.returncode, done.stderr, done.stdout) == (2, sentence, "")
+
+
+def test_a_bad_retention_setting_names_its_variable(tmp_path):
+    done = plan_command(copy_project(tmp_path / "project"), ZCHAT_RETENTION_DAYS="2")
+    assert done.returncode == 2 and done.stderr.startswith("zchat-assets: ZCHAT_RETENTION_DAYS '2' would remove days")

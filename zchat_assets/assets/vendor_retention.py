@@ -50,7 +50,7 @@ def vendor_retention_check(shape: Shape) -> AssetChecksDefinition:
                 accounts.add(member.name)
                 rows.append((member.name or "(unnamed)", day, ", ".join(found.missing[day]), lost_on.isoformat()))
             if found.at_risk:
-                context.log.warning(f"{member.settings.where}: {len(found.at_risk)} missing day(s) pass the vendor's "
+                context.log.warning(f"Account {member.name or '(unnamed)'}: {len(found.at_risk)} missing day(s) pass the vendor's "
                                     f"retention within {window} days, the first {found.at_risk[0][0]} on "
                                     f"{found.at_risk[0][1]}.")
         rows.sort(key=lambda row: (row[3], row[0]))
