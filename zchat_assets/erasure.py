@@ -145,7 +145,9 @@ class Erasures:
         self.version = tuple(sorted((r.id, r.state, len(r.protocols)) for r in self.records))
 
     def refresh(self) -> bool:
-        """Reads the records again; True when they changed since."""
+        """Reads the lake's records again; True when they changed since."""
+        if self._lake is None:
+            return False
         before = self.version
         self.__init__(self._lake, self._privacy)
         return self.version != before
