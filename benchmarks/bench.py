@@ -1,7 +1,7 @@
 """The speed, memory and politeness benchmark: every scenario against a sandbox in its own process.
 
     python benchmarks/bench.py                    # every scenario, about 8 minutes on 2 cores
-    python benchmarks/bench.py --only day --only cache   # some groups (day, cache, busy, backfill, politeness)
+    python benchmarks/bench.py --only day --only cache   # some groups (day, cache, busy, backfill, politeness, …)
 
 Each scenario starts a sandbox (`zchat-assets sandbox`) and times what users run: the whole
 `dagster asset materialize` process, start-up included. CPU and peak RSS come from the kernel's
@@ -294,6 +294,43 @@ def busy_api(scale: int, latency: float) -> list[Row]:
     return rows
 
 
+def tidy_cache(scale: int, latency: float) -> list[Row]:
+    """The message cache's files for one day, fetched without a limit and at ZCHAT_RATE_LIMIT=13: the chunks the
+    run wrote (each batch one, so what the day kept before compaction) and the files the day keeps."""
+    rows = []
+    with Sandbox(scale, latency) as sandbox:
+        for label, env in (("no rate limit", {}), ("ZCHAT_RATE_LIMIT=13", {"ZCHAT_RATE_LIMIT": "13"})):
+            space = Workspace(sandbox, 8, **env)
+            wall, cpu, rss = space.materialize()
+            requests = sandbox.stats(reset=True)["requests"]
+            written = space.latest("zchat/messages", 1)[0]["cache_chunks_written"]
+            kept = len(list((space.lake / "_cache" / "messages" / f"date={DAY}").glob("*.parquet")))
+            rows.append(Row(f"{scale:,}/day, {latency * 1000:.0f} ms, C=8, {label}: message-cache files", wall, requests,
+                            cpu, rss, fetch=space.steps()[0],
+                            notes=[f"{written} chunk(s) written, the day's files before compaction; {kept} kept"]))
+            space.close()
+    return rows
+
+
+def late_changes(scale: int, concurrency: int) -> list[Row]:
+    """A day fetched twice: the second run compares every dataset with the version it replaces before publishing."""
+    select = FETCH + ",zchat/conversations"
+    with Sandbox(scale) as sandbox:
+        space = Workspace(sandbox, concurrency)
+        space.materialize(select)
+        sandbox.stats(reset=True)
+        wall, cpu, rss = space.materialize(select)
+        requests = sandbox.stats(reset=True)["requests"]
+        compared = {name: space.latest(f"zchat/{name}", 1)[0] for name in ("history_expanded", "messages", "conversations")}
+        spent = sum(m["changes_seconds"] for m in compared.values())
+        rows = [Row(f"{scale:,}/day again, late changes compared", wall, requests, cpu, rss,
+                    notes=[", ".join(f"{name} {m['changes_seconds']:.2f} s for {m['dagster/row_count']:,} rows x 2 "
+                                     f"versions" for name, m in compared.items()),
+                           f"{100 * spent / wall:.0f}% of the run"])]
+        space.close()
+    return rows
+
+
 def masking_cost(scale: int, typing: float, repeats: int = 2) -> list[Row]:
     """The messages of one day with personal_data_text keep and mask, on a world whose customers type their
     phone, CPF or e-mail into a share of their messages (the best of `repeats` runs each, taken in turns, each
@@ -339,6 +376,8 @@ GROUPS = {
     "politeness": lambda: politeness(2000, 0.05),
     "faults": lambda: busy_api(2000, 0.05),
     "mask": lambda: masking_cost(2000, 0.2),
+    "tidy": lambda: tidy_cache(400, 0.05),
+    "changes": lambda: late_changes(20000, 16),
 }
 
 
