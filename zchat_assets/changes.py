@@ -97,9 +97,12 @@ def compare(old: pa.Table, new: pa.Table, key: tuple[str, ...]) -> Changes:
     target = pa.schema([new.schema.field(c) for c in columns])
     a, b = (digest(_cast(t.select(columns), target).to_batches(BATCH_ROWS), key) for t in (old, new))
     added, removed, changed = diff(a, b)
-    name = lambda table, rows: _keys_text(table.select(list(key)).take(pa.array(rows[:EXAMPLES], pa.int64())))
+
+    def named(table: pa.Table, rows: np.ndarray) -> list[str]:
+        return _keys_text(table.select(list(key)).take(pa.array(rows[:EXAMPLES], pa.int64())))
+
     return Changes(len(added), len(removed), len(changed),
-                   {"added": name(new, added), "removed": name(old, removed), "changed": name(new, changed)})
+                   {"added": named(new, added), "removed": named(old, removed), "changed": named(new, changed)})
 
 
 def comparable(old: pa.Schema, new: pa.Schema) -> list[str]:
@@ -155,7 +158,7 @@ def column_hash(array: pa.Array) -> np.ndarray:
         items = _mix(column_hash(values) ^ _mix(position.astype(np.uint64) + PRIME))
         sums = np.concatenate([np.zeros(1, np.uint64), np.cumsum(items, dtype=np.uint64)])
         out = _mix((sums[ends] - sums[ends - lengths]) ^ lengths.astype(np.uint64))
-    elif pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind):
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
         out = pd.util.hash_array(pc.fill_null(array, "").to_numpy(zero_copy_only=False), categorize=False)
     elif pa.types.is_boolean(kind):
         out = pd.util.hash_array(pc.fill_null(array, False).to_numpy(zero_copy_only=False).astype(np.uint8))

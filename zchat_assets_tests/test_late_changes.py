@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from zchat_assets import settled
+from zchat_assets import changes, settled
 from zchat_assets.assets import build_account_defs, build_fleet_defs
 from zchat_assets.changes import KEYS, Changes
 from zchat_assets.fleets import fleet_from_yaml
@@ -182,3 +182,23 @@ def test_a_day_still_inside_the_look_back_does_not_settle(clock, tmp_path):
     now[0] = LATER
     result = run()
     assert figures(result, "zchat/history_expanded")["rows_changed"] > 0 and late_checks(result)["history_expanded"].passed
+
+
+def test_a_comparison_that_fails_never_holds_up_the_day(clock, tmp_path, monkeypatch):
+    server, now = clock
+    assets = only("history_expanded")
+    resources = {"zchat_api": fast_api(server.url), "zchat_lake": ZchatLake(uri=str(tmp_path))}
+    run = lambda: dg.materialize(assets, resources=resources, partition_key=DAY, instance=dg.DagsterInstance.ephemeral())
+    run()
+
+    def broken(batch):
+        raise MemoryError("no room for the hashes")
+
+    monkeypatch.setattr(changes, "row_hashes", broken)
+    now[0] = LATER
+    result = run()
+    found = figures(result, "zchat/history_expanded")
+    assert result.success and found["late_changes_error"] == "MemoryError: no room for the hashes"
+    assert "rows_changed" not in found and late_checks(result)["history_expanded"].passed
+    published = Lake(str(tmp_path)).read("history_expanded", DAY, columns=["end_time"])
+    assert published.column("end_time").null_count == 0  # the new version, with every interaction ended
