@@ -15,7 +15,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-from . import gaps, message_cache, open_days
+from . import gaps, message_cache, open_days, settled
 from .api.vendor import REPORT_DATA_TYPES
 from .assets.budget import SENSOR_SHARE
 from .assets.partitions import local_day
@@ -197,9 +197,10 @@ def plan(account: Scan) -> list[DayPlan]:
 
 def expired_areas(settings: AccountSettings) -> list[str]:
     """Everything of an account's lake kept by day: its datasets (ongoing snapshots included), their
-    quarantine, the message cache, gaps records and open-day markers."""
-    return [*settings.datasets, *(f"{QUARANTINE}/{d}" for d in settings.datasets), message_cache.DATASET,
-            gaps.FOLDER, open_days.FOLDER]
+    quarantine and late-change records, the message cache, gaps records and open-day markers."""
+    return [*settings.datasets, *(f"{QUARANTINE}/{d}" for d in settings.datasets),
+            *(f"{settled.FOLDER}/{d}" for d in settings.datasets), message_cache.DATASET, gaps.FOLDER,
+            open_days.FOLDER]
 
 
 def remove_day(lake: Lake, area: str, day: str) -> bool:

@@ -7,7 +7,8 @@ re-fetch finds a change: that fetch fails the `late_changes` check (a warning: t
 the same), naming the rows, and the day is unsettled again until a re-fetch past the look-back finds it
 unchanged. The record lives in the lake, next to the data it describes, at
 `<lake>/_changes/<dataset>/[account=<name>/]date=D/changes.json`, so a run on any machine, on any
-Dagster instance, and `zchat-assets` commands read it with one small request, as `_gaps/` and `_open/`.
+Dagster instance, reads it with one small request (as `_gaps/` and `_open/`), and the lake's retention
+removes it with the day.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ CHECK_DESCRIPTION = ("A day that had settled (a re-fetch older than lookback_day
                      "the day is published, and the rows that changed are named.")
 
 
-def age_days(day: str, tz: str, now: datetime | None = None) -> int:
+def age_days(day: str, tz: str) -> int:
     """How many days before today, in the account's time zone, the day is: yesterday is 1."""
-    today = date.fromisoformat(local_day(now or datetime.now(timezone.utc), tz))
+    today = date.fromisoformat(local_day(datetime.now(timezone.utc), tz))
     return (today - date.fromisoformat(day)).days
 
 

@@ -3,19 +3,21 @@ changes, against the sandbox's interactions that end days later."""
 
 import os
 from collections import defaultdict
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from zchat_assets import changes, settled
+from zchat_assets import changes, retention, settled
 from zchat_assets.assets import build_account_defs, build_fleet_defs
+from zchat_assets.assets.partitions import local_day
 from zchat_assets.changes import KEYS, Changes
 from zchat_assets.fleets import fleet_from_yaml
 from zchat_assets.lake import Lake
 from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer
-from zchat_assets.settings import named
+from zchat_assets.settings import AccountSettings, named
 
 from .conftest import DAILY, DAY, NOW, START, TOKEN, account_defs, daily_assets, fast_api, make_world, only
 
@@ -202,3 +204,15 @@ def test_a_comparison_that_fails_never_holds_up_the_day(clock, tmp_path, monkeyp
     assert "rows_changed" not in found and late_checks(result)["history_expanded"].passed
     published = Lake(str(tmp_path)).read("history_expanded", DAY, columns=["end_time"])
     assert published.column("end_time").null_count == 0  # the new version, with every interaction ended
+
+
+def test_the_lake_retention_removes_a_day_s_records_with_it(tmp_path):
+    lake = Lake(str(tmp_path))
+    today = date.fromisoformat(local_day(datetime.now(timezone.utc), "America/Sao_Paulo"))
+    old, kept = (today - timedelta(days=11)).isoformat(), (today - timedelta(days=10)).isoformat()
+    for day in (old, kept):
+        settled.record(lake, "history", day, NOTHING, 11, 3)
+    removed = retention.expire(lake, AccountSettings(start_date=START, lake_uri=str(tmp_path), retention_days=10))[1]
+    assert removed == {"_changes/history": 1}
+    assert lake.read_json(settled.path(lake, "history", old)) is None
+    assert lake.read_json(settled.path(lake, "history", kept))["settled_at"]
