@@ -166,18 +166,12 @@ class AccountSettings(ClientSettings):
                              f"keep {oldest} days or more, or leave it out to keep every day")
         return value
 
-    @field_validator("personal_data")
+    @field_validator("personal_data", "personal_data_text")
     @classmethod
-    def _mode(cls, value: str) -> str:
-        if value.strip().lower() not in MODES:
-            raise ValueError(f"is not valid: use {', '.join(MODES[:-1])} or {MODES[-1]}")
-        return value.strip().lower()
-
-    @field_validator("personal_data_text")
-    @classmethod
-    def _text_mode(cls, value: str) -> str:
-        if value.strip().lower() not in TEXT_MODES:
-            raise ValueError(f"is not valid: use {' or '.join(TEXT_MODES)}")
+    def _mode(cls, value: str, info: ValidationInfo) -> str:
+        modes = MODES if info.field_name == "personal_data" else TEXT_MODES
+        if value.strip().lower() not in modes:
+            raise ValueError(f"is not valid: use {', '.join(modes[:-1])} or {modes[-1]}")
         return value.strip().lower()
 
     def privacy(self, environ: Mapping[str, str]) -> Privacy:
