@@ -52,7 +52,7 @@ class Row:
     def cells(self) -> list[str]:
         timed = self.fetch if self.fetch is not None else self.wall
         return [self.scenario, f"{self.wall:.1f}", "" if self.fetch is None else f"{self.fetch:.1f}",
-                f"{self.requests:,}", f"{1000 * self.cpu / max(self.requests, 1):.2f}", f"{self.rss_mb:.0f}",
+                f"{self.requests:,}", f"{1000 * self.cpu / self.requests:.2f}" if self.requests else "", f"{self.rss_mb:.0f}",
                 "" if self.bound is None else f"{timed / self.bound:.2f}",
                 "" if self.baseline_wall is None else f"{self.wall / self.baseline_wall:.2f}", "; ".join(self.notes)]
 
@@ -364,6 +364,32 @@ def masking_cost(scale: int, typing: float, repeats: int = 2) -> list[Row]:
     return rows
 
 
+def erase_cost(days: int, scale: int) -> list[Row]:
+    """`zchat-assets erase --phone` on a lake of `days` days of every asset (a world with returning customers
+    who type their identifiers), dry run then for real; and one day's history and messages materialized again
+    before and after, which then pass through the recorded erasure."""
+    from zchat_assets.sandbox import World
+
+    last = date.fromisoformat(DAY)
+    first = last - timedelta(days=days - 1)
+    phones = World(seed=7, scale=scale, regulars=3).regulars[0][1]["channel_phone"]
+    phone = phones[0] if isinstance(phones, list) else phones
+    with Sandbox(scale, 0.0, "--regulars", "3", "--typing", "0.2") as sandbox:
+        space = Workspace(sandbox, 16, ZCHAT_PERSONAL_DATA_KEY="bench-erasure-secret-0123456789")
+        space.materialize(EVERY_DAILY_ASSET, f"{first}...{last}")
+        before, _, _ = space.materialize(FETCH)
+        erase = [str(BIN / "zchat-assets"), "erase", "--phone", phone]
+        dry = run([*erase, "--dry-run"], space.env, cwd=space.dir)
+        wall, cpu, rss = run(erase, space.env, cwd=space.dir)
+        after, _, _ = space.materialize(FETCH)
+        changed = sum(json.loads(p.read_text())["rows"].get("history", 0) for p in (space.lake / "_erasure").glob("*.json"))
+        space.close()
+    return [Row(f"erase --phone, a {days}-day lake of {scale}/day", wall, 0, cpu, rss,
+                notes=[f"--dry-run {dry[0]:.1f} s", f"{changed} interactions blanked",
+                       f"one day's histories and messages again: {before:.1f} s before the erasure, {after:.1f} s "
+                       "after (applying it)"])]
+
+
 GROUPS = {
     "day": lambda: [*fetch_day("2,000/day, 50 ms, C=8", 2000, 0.05, 8),
                     *fetch_day("2,000/day, 50 ms, C=32", 2000, 0.05, 32),
@@ -378,6 +404,7 @@ GROUPS = {
     "mask": lambda: masking_cost(2000, 0.2),
     "tidy": lambda: tidy_cache(400, 0.05),
     "changes": lambda: late_changes(20000, 16),
+    "erase": lambda: erase_cost(30, 300),
 }
 
 
