@@ -62,7 +62,7 @@ class Member:
             if share is not None or client.rate_limit is None:
                 yield client
                 return
-            record = {"account": self.name, "run": context.run.run_id, "step": str(context.node_handle)}
+            record = {"account": self.name, "run": context.run.run_id, "step": str(context.op_execution_context.node_handle)}
             with Lease(context.instance, client.budget_key, client.set_rate_share, record, context.log):
                 yield client
 
