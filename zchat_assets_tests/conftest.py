@@ -1,12 +1,15 @@
 """Shared fixtures: a sandbox on a free 127.0.0.1 port with a frozen clock, definitions built from
 settings given as values, and Dagster resources pointed at the sandbox."""
 
+import json
+import urllib.request
 import uuid
 from datetime import datetime, timezone
 
 import dagster as dg
 import pytest
 
+from zchat_assets.api import ClientSettings, ZchatClient
 from zchat_assets.assets import build_account_defs
 from zchat_assets.resources import ZchatApi, ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer, World
@@ -32,6 +35,9 @@ DAILY = daily_assets(DEFS)
 ALL = [*DAILY, *DEFS.asset_checks]
 
 
+WINDOW = (f"{DAY}T00:00:00", f"{DAY}T23:59:59", "-0300")  # DAY as the API is asked for it
+
+
 def make_world(scale: int = 120, seed: int = 11) -> World:
     return World(seed=seed, scale=scale, now=lambda: NOW)
 
@@ -41,6 +47,19 @@ def sandbox():
     """A fresh sandbox per test (faults and counters are per app)."""
     with SandboxServer(SandboxApp(make_world(), TOKEN, retry_after=0.05, slow_seconds=1.0)) as server:
         yield server
+
+
+def fast_client(sandbox, token: str = TOKEN, **settings) -> ZchatClient:
+    """A client of the sandbox that retries at once (backoffs of tens of milliseconds)."""
+    options = dict(base_url=sandbox.url, backoff_seconds=0.01, backoff_max_seconds=0.05, min_retry_after=0.01,
+                   read_timeout=5.0)
+    return ZchatClient(token, ClientSettings(**{**options, **settings}))
+
+
+def sandbox_stats(sandbox) -> dict:
+    """What the sandbox counted: requests, in flight, per second, faults."""
+    with urllib.request.urlopen(f"{sandbox.url}/_sandbox/stats") as answer:
+        return json.loads(answer.read())
 
 
 def only(*names: str, assets=DAILY) -> list[dg.AssetsDefinition]:

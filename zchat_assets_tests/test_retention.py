@@ -122,7 +122,7 @@ def fill(lake: Lake, day: str) -> None:
     for dataset in ("history", "messages", "ongoing"):
         lake.write_partition(dataset, day, table)
     lake.add_file("_cache/messages", day, "chunk-1.parquet", table)
-    lake.add_file(f"_quarantine/messages", day, "part-00000.parquet", table)
+    lake.add_file("_quarantine/messages", day, "part-00000.parquet", table)
     lake.put_json(f"_quarantine/{lake.relative('messages', day)}/findings.json", {})
     gaps.record(lake, day, {"1": gaps.Gap("purged", "404")}, "now")
     open_days.mark(lake, day, 1)

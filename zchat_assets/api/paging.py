@@ -1,0 +1,50 @@
+"""The walk through a paged endpoint (history, expanded history, ongoing): `page=1,2,…` until the end.
+
+The end is a page that brings nothing new: an empty one, one whose records were all seen already, the
+same page again (an API that ignores `page`), or a page past the end refused with 404 or 400. A page
+shorter than the limit does not end the walk: an API that caps `limit` below what was asked for (the
+document says up to 10,000) would otherwise be read in part without a word. That costs one request
+more per walk, the empty page.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+from .errors import BadRequestError, ConfigError
+from .policy import request_label
+
+
+def walk(get: Callable[[str, dict[str, str]], dict], path: str, params: dict[str, str], page_size: int,
+         records_of: Callable[[dict, str], list[dict]], log: logging.Logger) -> Iterator[list[dict]]:
+    """Pages of `path` as lists of records, each record once by its `id` (records without one are all kept:
+    the day's uniqueness check flags them), even if pages shift underneath."""
+    seen: set[str] = set()
+    page, short, warned, previous = 1, None, False, None
+    while True:
+        try:
+            body = get(path, {**params, "limit": str(page_size), "page": str(page)})
+        except (ConfigError, BadRequestError):
+            if page == 1:
+                raise
+            return  # an API that refuses a page past the end (404, 400) has ended the walk
+        records = records_of(body, path)
+        fresh = []
+        for record in records:
+            key = record.get("id")
+            if key is None:
+                fresh.append(record)
+            elif str(key) not in seen:
+                seen.add(str(key))
+                fresh.append(record)
+        if not fresh or records == previous:  # the same page again: an API that ignores `page`
+            return
+        previous = records
+        if short and not warned:
+            log.warning(f"{request_label(path, {})}: {short} records came for limit={page_size}, and more after "
+                        "them: the API caps the page size; every page is read until an empty one.")
+            warned = True
+        short = len(records) if len(records) < page_size else None
+        yield fresh
+        page += 1

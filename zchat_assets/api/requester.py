@@ -1,0 +1,144 @@
+"""One API request carried through to an answer: politeness, the exchange, the policy's verdict, the wait.
+
+Each attempt holds an in-flight slot, then passes the account's 429 pause and the rate limiter, then
+goes out (`transport`); the answer is judged by `policy.classify`, and a retry waits as `RetryPolicy`
+says. Everything that reads a request's story (why it was retried, how long it waited) is here or in
+`policy`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlencode
+
+from .errors import TOKEN_PAGE, ApiUnavailableError, ConfigError
+from .policy import BASE_URL_HINT, Latency, Retry, RetryPolicy, classify, request_label
+from .redact import redact
+from .settings import ClientSettings
+from .throttle import AdaptiveLimit, RateLimiter, shared_gate
+from .transport import Failure, Transport
+from .vendor import API_PREFIX
+
+
+@dataclass
+class RequestStats:
+    """Counters of one client, safe to update from the fan-out threads."""
+
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    pages: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {"requests": self.requests, "retries": self.retries,
+                    "throttled": self.throttled, "pages": self.pages}
+
+
+class Requester:
+    """GETs of one account's API with retries; thread-safe."""
+
+    def __init__(self, token: str, settings: ClientSettings, log: logging.Logger, rate_share: float,
+                 token_variable: str):
+        self._token = token
+        self._token_hint = f"check {token_variable}; tokens are generated in {TOKEN_PAGE}"
+        self._root = f"{settings.base_url}{API_PREFIX}/"
+        self._transport = Transport(self._root, settings.concurrency, settings.connect_timeout, token)
+        self._policy = RetryPolicy(settings.max_retries, settings.max_throttle_waits, settings.backoff_seconds,
+                                   settings.backoff_max_seconds, settings.min_retry_after)
+        self._latency = Latency(settings.read_timeout)
+        self._stall_seconds = settings.stall_seconds
+        self._last_answer = time.monotonic()
+        self._log = log
+        self.in_flight = AdaptiveLimit(settings.concurrency)
+        # The 429 pause is shared by every client of the same token in this process, and by no other.
+        self.gate = shared_gate((settings.base_url, hashlib.sha256(token.encode()).hexdigest()))
+        self._budget = settings.rate_limit
+        self.rate_limit = settings.rate_limit * rate_share if settings.rate_limit else None
+        self.limiter = RateLimiter(self.rate_limit)
+        self.lowest_rate_limit = self.rate_limit  # since the caller last reset it (a day's figures)
+        self.stats = RequestStats()
+        self.rate_headers: dict[str, str] = {}  # the latest rate-limit headers the API sent, if any
+
+    def set_rate_share(self, share: float) -> None:
+        """Holds `share` of the account's `rate_limit` from the next request on."""
+        if self._budget:
+            self.rate_limit = self._budget * share
+            self.limiter.set_rate(self.rate_limit)
+            self.lowest_rate_limit = min(self.lowest_rate_limit or self.rate_limit, self.rate_limit)
+
+    def latencies(self) -> list[float]:
+        return self._latency.recent()
+
+    def get(self, path: str, params: dict[str, str]) -> dict:
+        """The decoded body of a successful answer, after as many retries as the policy allows."""
+        failures = throttles = timeouts = 0
+        while True:
+            outcome = self._attempt(path, params, self._latency.timeout(timeouts))
+            if isinstance(outcome, dict):
+                self.in_flight.succeeded()
+                return outcome
+            label = request_label(path, params)
+            if outcome.timed_out:
+                timeouts += 1
+                silent = time.monotonic() - self._last_answer
+                if silent > self._stall_seconds:
+                    raise ApiUnavailableError(
+                        f"The API has answered nothing for {silent:.0f} s ({label} timed out): it looks hung; "
+                        "try again later.")
+            frequent = False
+            if outcome.throttled:
+                throttles += 1
+                self.stats.add(throttled=1)
+                frequent = self.in_flight.throttled()
+            else:
+                failures += 1
+            if self._policy.gives_up(failures, throttles):
+                raise ApiUnavailableError(
+                    f"{label} still failed after {failures + throttles} attempts (last: {outcome.reason}); "
+                    "the API may be down or overloaded: try again later, or lower the concurrency.")
+            delay = self._policy.delay(outcome, failures)
+            self.stats.add(retries=1)
+            self._log.warning(f"{label}: {outcome.reason}; retrying in {delay:.1f}s")
+            if frequent:
+                self.gate.pause(delay)  # a limit: every worker of the account waits
+            else:
+                time.sleep(delay)
+
+    def _attempt(self, path: str, params: dict[str, str], read_timeout: float) -> dict | Retry:
+        url = f"{self._root}{quote(path)}?{urlencode({**params, 'token': self._token})}"
+        with self.in_flight:
+            # Paced only once it holds an in-flight slot: waiting for a slot after the pacing would let
+            # the waiters go together, over the rate limit.
+            self.gate.wait()
+            self.limiter.acquire()
+            self.stats.add(requests=1)
+            started = time.monotonic()
+            answer = self._transport.get(url, read_timeout)
+            if not isinstance(answer, Failure):
+                self._last_answer = time.monotonic()
+                self._latency.record(self._last_answer - started)
+                if answer.headers:
+                    self.rate_headers.update(answer.headers)
+        if isinstance(answer, Failure):
+            if answer.setup_problem:  # retrying cannot fix a wrong address, port or certificate
+                raise ConfigError(f"{answer.setup_problem} calling {self._clean(url)}: {BASE_URL_HINT}.")
+            return Retry(answer.reason, timed_out=answer.timed_out)
+        return classify(answer.status, answer.headers, answer.content, path, params, url, self._clean,
+                        self._token_hint)
+
+    def _clean(self, text: str) -> str:
+        return redact(text, self._token)
+
+    def close(self) -> None:
+        self._transport.close()
