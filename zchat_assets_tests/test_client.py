@@ -85,3 +85,13 @@ def test_nonsense_settings_are_refused(kw):
 def test_missing_token_is_refused_naming_the_variable():
     with pytest.raises(ConfigError, match="ACME_TOKEN"):
         ZchatClient(" ", ClientSettings(), token_variable="ACME_TOKEN")
+
+
+def test_a_closed_client_used_again_starts_afresh(sandbox):
+    """Its event loop, connections and the locks of its rate and concurrency limits are made again."""
+    c = fast_client(sandbox, rate_limit=1000, concurrency=2)
+    ids = [str(r["id"]) for r in next(c.history_pages(*WINDOW))][:6]
+    first = dict(c.messages_many(ids))
+    c.close()
+    assert dict(c.messages_many(ids)) == first
+    c.close()

@@ -1,5 +1,6 @@
 """The fan-out: every item once, at most `workers` at a time, memory bounded, errors passed or raised."""
 
+import asyncio
 import threading
 import time
 
@@ -12,64 +13,80 @@ class Gone(Exception):
     pass
 
 
-def test_every_item_once_and_never_more_than_the_workers_at_once():
-    busy, most, lock = 0, 0, threading.Lock()
+@pytest.fixture
+def loop():
+    """An event loop in a thread of its own, as a client runs one."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield loop
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join()
+    loop.close()
 
-    def fetch(item):
+
+def test_every_item_once_and_never_more_than_the_workers_at_once(loop):
+    busy = most = 0
+
+    async def fetch(item):
         nonlocal busy, most
-        with lock:
-            busy += 1
-            most = max(most, busy)
-        time.sleep(0.002)
-        with lock:
-            busy -= 1
+        busy += 1
+        most = max(most, busy)
+        await asyncio.sleep(0.002)
+        busy -= 1
         return item * 2
 
-    got = dict(fan_out(fetch, range(200), workers=8))
-    assert got == {i: 2 * i for i in range(200)} and most <= 8
+    got = dict(fan_out(fetch, range(500), 8, loop))
+    assert got == {i: 2 * i for i in range(500)} and most == 8
 
 
-def test_an_exception_of_a_passed_kind_is_a_result_and_the_others_go_on():
-    def fetch(item):
+def test_an_exception_of_a_passed_kind_is_a_result_and_the_others_go_on(loop):
+    async def fetch(item):
         if item % 10 == 0:
             raise Gone(item)
         return item
 
-    got = dict(fan_out(fetch, range(50), workers=4, passed=(Gone,)))
+    got = dict(fan_out(fetch, range(50), 4, loop, passed=(Gone,)))
     assert len(got) == 50 and all(isinstance(got[i], Gone) for i in range(0, 50, 10)) and got[7] == 7
 
 
-def test_any_other_exception_stops_the_workers_and_is_raised():
+def test_any_other_exception_stops_the_workers_and_is_raised(loop):
     started = []
 
-    def fetch(item):
+    async def fetch(item):
         started.append(item)
         if item == 5:
             raise ValueError("boom")
-        time.sleep(0.001)
+        await asyncio.sleep(0.001)
         return item
 
     with pytest.raises(ValueError, match="boom"):
-        list(fan_out(fetch, range(10_000), workers=4))
+        list(fan_out(fetch, range(10_000), 4, loop))
     time.sleep(0.05)
     assert len(started) < 100  # the workers stopped taking items
 
 
-def test_a_slow_consumer_holds_the_workers_back():
+def test_a_slow_consumer_holds_the_workers_back(loop):
     """Results wait in a queue of twice the workers: a day's answers never pile up in memory."""
-    taken = []
-    results = fan_out(lambda item: taken.append(item) or item, iter(range(1_000)), workers=4)
+    taken, cancelled = [], []
+
+    async def fetch(item):
+        taken.append(item)
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            cancelled.append(item)
+            raise
+        return item
+
+    results = fan_out(fetch, iter(range(1_000)), 4, loop)
     next(results)
     time.sleep(0.1)
     assert len(taken) <= 1 + 2 * 4 + 4  # the one consumed, a full queue, one in each worker's hands
-    results.close()  # closing early lets every worker return
+    results.close()  # closing early cancels the workers
     time.sleep(0.05)
-    assert not [t for t in threading.enumerate() if t.name.startswith("zchat-worker")]
+    assert len(taken) <= 1 + 2 * 4 + 4 and not [t for t in asyncio.all_tasks(loop) if not t.done()]
 
 
-def test_fewer_items_than_workers_start_only_what_is_needed():
-    before = threading.active_count()
-    seen = []
-    for _ in fan_out(lambda item: seen.append(threading.active_count()), ["a", "b"], workers=64):
-        pass
-    assert max(seen) <= before + 2
+def test_nothing_to_fetch_starts_nothing(loop):
+    assert list(fan_out(lambda item: item, [], 64, loop)) == []

@@ -1,11 +1,13 @@
 """One exchange over real HTTP: the body or a `Failure` whose text never holds the token, and set-up
 mistakes told apart from faults of the moment."""
 
+import asyncio
 import socket
+import ssl
 
+import aiohttp
 import pytest
-from urllib3.exceptions import (ConnectTimeoutError, NameResolutionError, NewConnectionError, ProtocolError,
-                                ReadTimeoutError, SSLError)
+from aiohttp.client_reqrep import ConnectionKey
 
 from zchat_assets.api.transport import Answer, Failure, Transport, failure, setup_problem
 
@@ -14,12 +16,21 @@ from .conftest import TOKEN
 PATH = "/api/ms/external/history/1/messages"
 
 
-def transport(url: str, connect_timeout: float = 2.0) -> Transport:
-    return Transport(f"{url}/api/ms/external/", 4, connect_timeout, TOKEN)
+def exchange(url: str, read_timeout: float = 5.0) -> Answer | Failure:
+    """One GET of the sandbox's messages of protocol 1 through a transport of its own."""
+    async def go():
+        transport = Transport(f"{url}/api/ms/external/", 4, 2.0, TOKEN)
+        await transport.open()
+        try:
+            return await transport.get(f"{url}{PATH}?token={TOKEN}", read_timeout)
+        finally:
+            await transport.close()
+
+    return asyncio.run(go())
 
 
 def test_an_answer_brings_the_body_and_only_the_rate_limit_headers(sandbox):
-    answer = transport(sandbox.url).get(f"{sandbox.url}{PATH}?token={TOKEN}", 5.0)
+    answer = exchange(sandbox.url)
     assert isinstance(answer, Answer) and answer.status == 200 and answer.content.startswith(b"{")
     assert all("ratelimit" in k.lower() or k.lower() == "retry-after" for k in answer.headers)
 
@@ -27,14 +38,15 @@ def test_an_answer_brings_the_body_and_only_the_rate_limit_headers(sandbox):
 @pytest.mark.parametrize("fault", ["reset", "cut"])
 def test_a_broken_answer_is_a_failure_to_retry_without_the_token(sandbox, fault):
     sandbox.app.queue_faults(fault)
-    answer = transport(sandbox.url).get(f"{sandbox.url}{PATH}?token={TOKEN}", 5.0)
+    answer = exchange(sandbox.url)
     assert isinstance(answer, Failure) and answer.setup_problem is None and not answer.timed_out
     assert TOKEN not in answer.reason
+    assert sandbox.app.stats.requests == 1  # sent once: a dropped connection is the requester's to retry
 
 
 def test_a_slow_answer_is_a_timeout(sandbox):
     sandbox.app.queue_faults("slow")
-    answer = transport(sandbox.url).get(f"{sandbox.url}{PATH}?token={TOKEN}", 0.2)
+    answer = exchange(sandbox.url, read_timeout=0.2)
     assert isinstance(answer, Failure) and answer.timed_out and TOKEN not in answer.reason
 
 
@@ -42,28 +54,79 @@ def test_a_refused_port_is_a_set_up_problem_named_without_the_token():
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    answer = transport(url).get(f"{url}{PATH}?token={TOKEN}", 1.0)
+    answer = exchange(url)
     assert isinstance(answer, Failure) and answer.setup_problem.startswith("The connection was refused")
     assert TOKEN not in answer.reason
 
 
-URL = f"http://x/?token={TOKEN}"
+KEY = ConnectionKey(host="zchat.invalid", port=443, is_ssl=True, ssl=True, proxy=None, proxy_auth=None,
+                    proxy_headers_hash=None)
 
 
 @pytest.mark.parametrize("exc,problem,timed_out", [
-    (SSLError("wrong version number"), "The TLS handshake failed", False),
-    (NameResolutionError("zchat.invalid", None, OSError("gaierror")), "The API's host name does not resolve", False),
-    (NewConnectionError(None, "Failed to establish a new connection: [Errno 111] Connection refused"),
+    (aiohttp.ClientConnectorSSLError(KEY, ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")),
+     "The TLS handshake failed", False),
+    (aiohttp.ClientConnectorCertificateError(KEY, ssl.SSLCertVerificationError("self-signed certificate")),
+     "The TLS handshake failed", False),
+    (aiohttp.ClientConnectorDNSError(KEY, socket.gaierror(-2, "Name or service not known")),
+     "The API's host name does not resolve", False),
+    (aiohttp.ClientConnectorError(KEY, ConnectionRefusedError(111, "Connect call failed")),
      "The connection was refused", False),
-    (NewConnectionError(None, "Failed to establish a new connection: [Errno 101] Network is unreachable"), None,
-     False),
-    (ProtocolError("Connection aborted.", ConnectionResetError("reset by peer")), None, False),
-    (ConnectTimeoutError(None, f"timed out connecting for {URL}"), None, True),
-    (ReadTimeoutError(None, URL, "Read timed out."), None, True),
-    (ConnectionResetError("reset"), None, False),
+    (aiohttp.ClientConnectorError(KEY, OSError(101, "Network is unreachable")), None, False),
+    (aiohttp.ServerDisconnectedError(), None, False),
+    (aiohttp.ClientPayloadError(f"Response payload is not completed for {TOKEN}"), None, False),
+    (aiohttp.ClientOSError(104, "Connection reset by peer"), None, False),
+    (aiohttp.ConnectionTimeoutError(f"Connection timeout to host http://x/?token={TOKEN}"), None, True),
+    (aiohttp.SocketTimeoutError("Timeout on reading data from socket"), None, True),
+    (asyncio.TimeoutError(), None, True),
 ])
 def test_set_up_mistakes_are_told_apart_from_faults_of_the_moment(exc, problem, timed_out):
     found = setup_problem(exc)
     assert (found is None) if problem is None else found.startswith(problem)
     told = failure(exc, TOKEN)
     assert told.timed_out is timed_out and told.setup_problem == found and TOKEN not in told.reason
+
+
+class ForwardProxy:
+    """A plain-http forward proxy on a free port: it relays each absolute-form GET and keeps the paths it saw."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        import urllib.request
+
+        seen = self.seen = []
+
+        class Relay(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                seen.append(self.path.split("?")[0])
+                with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(self.path) as answer:
+                    body = answer.read()
+                self.send_response(answer.status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Relay)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_requests_go_through_the_proxy_the_environment_names(sandbox, monkeypatch):
+    proxy = ForwardProxy()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        answer = exchange(sandbox.url)
+    finally:
+        proxy.close()
+    assert isinstance(answer, Answer) and answer.status == 200
+    assert proxy.seen == [f"{sandbox.url}{PATH}"]

@@ -123,14 +123,17 @@ class ZchatClient:
 
     def messages(self, protocol_id: str) -> list[dict]:
         """Every message of one interaction."""
+        return self._requester.run(self._messages(protocol_id))
+
+    async def _messages(self, protocol_id: str) -> list[dict]:
         path = f"history/{protocol_id}/messages"
-        return data_list(self.get(path, {}), path)
+        return data_list(await self._requester.fetch(path, {}), path)
 
     def messages_many(self, protocol_ids: Iterable[str]) -> Iterator[tuple[str, list[dict] | GoneError]]:
         """(protocol, messages) pairs in completion order, `concurrency` at a time; a protocol the API says
         is not there comes with its `GoneError` instead, and the others go on. The first other failure stops
         the workers and is raised."""
-        return fan_out(self.messages, protocol_ids, self.concurrency, "zchat-messages", passed=(GoneError,))
+        return fan_out(self._messages, protocol_ids, self.concurrency, self._requester.loop, passed=(GoneError,))
 
     def _page_records(self, body: dict, path: str) -> list[dict]:
         self.stats.add(pages=1)

@@ -4,14 +4,20 @@ Each attempt holds an in-flight slot, then passes the account's 429 pause and th
 goes out (`transport`); the answer is judged by `policy.classify`, and a retry waits as `RetryPolicy`
 says. Everything that reads a request's story (why it was retried, how long it waited) is here or in
 `policy`.
+
+Requests run on the requester's own event loop, in a thread of its own started with the first request:
+`fetch` is the coroutine (the fan-out runs many on the loop), `get` waits for one from any thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import threading
 import time
+import weakref
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
@@ -69,6 +75,26 @@ class Requester:
         self.lowest_rate_limit = self.rate_limit  # since the caller last reset it (a day's figures)
         self.stats = RequestStats()
         self.rate_headers: dict[str, str] = {}  # the latest rate-limit headers the API sent, if any
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._starting = threading.Lock()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the requests run on, started (with the connection pool) on first use."""
+        with self._starting:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="zchat-api-loop", daemon=True)
+                thread.start()
+                asyncio.run_coroutine_threadsafe(self._transport.open(), loop).result()
+                # A client dropped without close() still stops its loop and closes its connections.
+                self._closer = weakref.finalize(self, _stop, loop, thread, self._transport)
+                self._loop = loop
+            return self._loop
+
+    def run(self, work: Coroutine):
+        """Runs `work` on the loop and waits for its result, from any thread but the loop's own."""
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result()
 
     def set_rate_share(self, share: float) -> None:
         """Holds `share` of the account's `rate_limit` from the next request on."""
@@ -82,11 +108,15 @@ class Requester:
 
     def get(self, path: str, params: dict[str, str]) -> dict:
         """The decoded body of a successful answer, after as many retries as the policy allows."""
+        return self.run(self.fetch(path, params))
+
+    async def fetch(self, path: str, params: dict[str, str]) -> dict:
+        """`get`, as a coroutine of the requester's loop."""
         failures = throttles = timeouts = 0
         while True:
-            outcome = self._attempt(path, params, self._latency.timeout(timeouts))
+            outcome = await self._attempt(path, params, self._latency.timeout(timeouts))
             if isinstance(outcome, dict):
-                self.in_flight.succeeded()
+                await self.in_flight.succeeded()
                 return outcome
             label = request_label(path, params)
             if outcome.timed_out:
@@ -111,20 +141,20 @@ class Requester:
             self.stats.add(retries=1)
             self._log.warning(f"{label}: {outcome.reason}; retrying in {delay:.1f}s")
             if frequent:
-                self.gate.pause(delay)  # a limit: every worker of the account waits
+                self.gate.pause(delay)  # a limit: every request of the account waits
             else:
-                time.sleep(delay)
+                await asyncio.sleep(delay)
 
-    def _attempt(self, path: str, params: dict[str, str], read_timeout: float) -> dict | Retry:
+    async def _attempt(self, path: str, params: dict[str, str], read_timeout: float) -> dict | Retry:
         url = f"{self._root}{quote(path)}?{urlencode({**params, 'token': self._token})}"
-        with self.in_flight:
+        async with self.in_flight:
             # Paced only once it holds an in-flight slot: waiting for a slot after the pacing would let
             # the waiters go together, over the rate limit.
-            self.gate.wait()
-            self.limiter.acquire()
+            await self.gate.wait()
+            await self.limiter.acquire()
             self.stats.add(requests=1)
             started = time.monotonic()
-            answer = self._transport.get(url, read_timeout)
+            answer = await self._transport.get(url, read_timeout)
             if not isinstance(answer, Failure):
                 self._last_answer = time.monotonic()
                 self._latency.record(self._last_answer - started)
@@ -141,4 +171,17 @@ class Requester:
         return redact(text, self._token)
 
     def close(self) -> None:
-        self._transport.close()
+        with self._starting:
+            if self._loop is not None:
+                self._closer()
+                self._loop = None  # a request after this starts another loop
+
+
+def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread, transport: Transport) -> None:
+    if thread is threading.current_thread():  # dropped by the loop's own thread: it stops after this callback
+        loop.call_soon(loop.stop)
+        return
+    asyncio.run_coroutine_threadsafe(transport.close(), loop).result(timeout=10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=10)
+    loop.close()

@@ -1,46 +1,70 @@
-"""Politeness: a requests-per-second cap, and a pause shared by the process after frequent HTTP 429s.
+"""Politeness: a requests-per-second cap, a pause shared by the process after frequent HTTP 429s, and a
+concurrency that shrinks to what the API accepts.
 
-When the API answers 429 often, every worker waits (not only the one that was told), so a storm of
-429s slows the whole pool down instead of each thread hammering the account on its own schedule; an
-isolated 429 makes only its own request wait.
+When the API answers 429 often, every request waits (not only the one that was told), so a storm of
+429s slows the whole account down instead of each request hammering it on its own schedule; an
+isolated 429 makes only its own request wait. The rate limiter and the in-flight limit live on one
+client's event loop; the pause is shared by the clients of one token, on any loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import deque
 from functools import cache
 
 
-class RateLimiter:
-    """Lets request starts through at least `1 / rate` seconds apart across all threads.
+class LoopBound:
+    """An asyncio primitive made on the loop that first uses it, and made again on another loop (a client
+    closed and used again runs a new one): asyncio's locks belong to one loop."""
 
-    Each start is spaced from the previous actual start, not from a planned slot: a thread that wakes
+    def __init__(self, make):
+        self._make = make
+        self._made = None
+        self._loop = None
+
+    def get(self):
+        """The primitive of the running loop, made now if this loop has none."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._made, self._loop = self._make(), loop
+        return self._made
+
+    def made(self):
+        """The running loop's primitive if one was made, else None (nobody waits on it)."""
+        return self._made if self._loop is asyncio.get_running_loop() else None
+
+
+class RateLimiter:
+    """Lets request starts through at least `1 / rate` seconds apart.
+
+    Each start is spaced from the previous actual start, not from a planned slot: a request that wakes
     late (the process was busy) does not let the ones behind it catch up in a burst.
     """
 
     def __init__(self, rate: float | None):
         self._interval = 1.0 / rate if rate else 0.0
         self._last = float("-inf")
-        self._lock = threading.Lock()
+        self._lock = LoopBound(asyncio.Lock)
 
     def set_rate(self, rate: float | None) -> None:
         """A new rate for the starts to come (the next one is spaced from the last at the new interval)."""
         self._interval = 1.0 / rate if rate else 0.0
 
-    def acquire(self) -> None:
+    async def acquire(self) -> None:
         if not self._interval:
             return
-        with self._lock:  # held while waiting: the next thread's turn starts when this one has gone
+        async with self._lock.get():  # held while waiting: the next request's turn starts when this one has gone
             wait = self._last + self._interval - time.monotonic()
             if wait > 0:
-                time.sleep(wait)
+                await asyncio.sleep(wait)
             self._last = time.monotonic()
 
 
 class PauseGate:
-    """Holds every caller until a shared deadline set by the latest 429 has passed."""
+    """Holds every request until a shared deadline set by the latest frequent 429 has passed."""
 
     def __init__(self):
         self._until = 0.0
@@ -50,13 +74,9 @@ class PauseGate:
         with self._lock:
             self._until = max(self._until, time.monotonic() + seconds)
 
-    def wait(self) -> None:
-        while True:
-            with self._lock:
-                remaining = self._until - time.monotonic()
-            if remaining <= 0:
-                return
-            time.sleep(remaining)
+    async def wait(self) -> None:
+        while (remaining := self._until - time.monotonic()) > 0:
+            await asyncio.sleep(remaining)
 
 
 @cache
@@ -85,36 +105,41 @@ class AdaptiveLimit:
         self._probe_every = probe_every
         self._good = 0
         self._recent: deque[bool] = deque(maxlen=self.WINDOW)  # True for a 429
-        self._ready = threading.Condition()
+        self._ready = LoopBound(asyncio.Condition)
 
-    def __enter__(self) -> AdaptiveLimit:
-        with self._ready:
-            self._ready.wait_for(lambda: self.in_flight < self.limit)
-            self.in_flight += 1
+    async def __aenter__(self) -> AdaptiveLimit:
+        if self.in_flight >= self.limit:
+            ready = self._ready.get()
+            async with ready:
+                await ready.wait_for(lambda: self.in_flight < self.limit)
+        self.in_flight += 1
         return self
 
-    def __exit__(self, *exc) -> None:
-        with self._ready:
-            self.in_flight -= 1
-            self._ready.notify()
+    async def __aexit__(self, *exc) -> None:
+        self.in_flight -= 1
+        await self._wake()
+
+    async def _wake(self) -> None:
+        ready = self._ready.made()
+        if ready is not None and self.in_flight < self.limit:
+            async with ready:
+                ready.notify()
 
     def throttled(self) -> bool:
         """The API refused a request with 429. When that happens often, accept no more than what was in
-        flight without it and return True (every worker should pause); an isolated one returns False."""
-        with self._ready:
-            self._recent.append(True)
-            refused = sum(self._recent)
-            if refused < 2 or refused <= self.FREQUENT * max(len(self._recent), self.WINDOW // 2):
-                return False
-            self.limit = max(1, min(self.limit, self.in_flight))
-            self._good = 0
-            return True
+        flight without it and return True (every request should pause); an isolated one returns False."""
+        self._recent.append(True)
+        refused = sum(self._recent)
+        if refused < 2 or refused <= self.FREQUENT * max(len(self._recent), self.WINDOW // 2):
+            return False
+        self.limit = max(1, min(self.limit, self.in_flight))
+        self._good = 0
+        return True
 
-    def succeeded(self) -> None:
-        with self._ready:
-            self._recent.append(False)
-            self._good += 1
-            if self.limit < self.ceiling and self._good >= self._probe_every * self.limit:
-                self.limit += 1
-                self._good = 0
-                self._ready.notify()
+    async def succeeded(self) -> None:
+        self._recent.append(False)
+        self._good += 1
+        if self.limit < self.ceiling and self._good >= self._probe_every * self.limit:
+            self.limit += 1
+            self._good = 0
+            await self._wake()

@@ -1,24 +1,28 @@
-"""One HTTP exchange with the API, on a pooled connection, with no retries and no secrets in what it raises.
+"""One HTTP exchange with the API, on a pooled keep-alive connection, with no retries and no secrets in what
+it tells.
 
-The connection pool is resolved once, by a `requests` adapter, from the environment as `requests` reads it
-(proxies, `REQUESTS_CA_BUNDLE`): each request then goes straight to urllib3's pool. `Session.get` would
-re-read the environment, re-parse the URL, check the CA bundle's folder on disk and build a `Response`
-on every call, which cost more CPU than the exchange itself on the messages fan-out.
+aiohttp on one event loop carries every request of a client: a day's messages are thousands of small
+requests in flight together, and one loop with aiohttp's C parser spends less than half the CPU per
+request of a thread per request over `requests`/urllib3 (benchmarks/bench.py, docs/performance.md). The
+environment is read as `requests` reads it: proxies (`HTTPS_PROXY`, `NO_PROXY`) and the CA bundle
+(`REQUESTS_CA_BUNDLE`, else certifi's, as `requests` does).
 
-A failure comes back as `Failure`, built outside the `except` block and cleaned of the token: urllib3
+A failure comes back as `Failure`, built outside the `except` block and cleaned of the token: aiohttp
 puts the full URL, query string included, in some of its messages, and an exception's `__context__`
 would carry them further.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import ssl
 from dataclasses import dataclass
 
+import aiohttp
+import certifi
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3 import Timeout
-from urllib3.exceptions import HTTPError, NameResolutionError, NewConnectionError, SSLError
-from urllib3.exceptions import TimeoutError as Urllib3Timeout
+from yarl import URL
 
 from .redact import redact
 
@@ -40,48 +44,51 @@ class Failure:
 
 
 class Transport:
-    """GETs of one API root over a pool of `size` keep-alive connections; thread-safe."""
+    """GETs under one API root over at most `size` connections. Open and use it on one event loop."""
 
     def __init__(self, root: str, size: int, connect_timeout: float, secret: str):
-        self._secret = secret
+        self._root, self._size, self._secret = root, size, secret
         self._connect_timeout = connect_timeout
-        self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=size, max_retries=0)
-        self._session.mount("https://", adapter)
-        self._session.mount("http://", adapter)
-        settings = self._session.merge_environment_settings(root, {}, False, None, None)
-        template = requests.Request("GET", root).prepare()
-        self._pool = adapter.get_connection_with_tls_context(template, settings["verify"], settings["proxies"],
-                                                             settings["cert"])
-        # Through a proxy, a plain-http request names the whole URL; otherwise (and in a CONNECT tunnel) its path.
-        proxied = bool(requests.utils.select_proxy(root, settings["proxies"]))
-        self._prefix = "" if proxied and root.startswith("http://") else self._origin(root)
-        self._headers = {"Accept": "application/json", "User-Agent": requests.utils.default_user_agent(),
-                         "Accept-Encoding": "gzip, deflate"}
+        self._session: aiohttp.ClientSession | None = None
 
-    @staticmethod
-    def _origin(root: str) -> str:
-        scheme_end = root.index("//") + 2
-        path_start = root.find("/", scheme_end)
-        return root if path_start < 0 else root[:path_start]
+    async def open(self) -> None:
+        environment = requests.Session().merge_environment_settings(self._root, {}, None, None, None)
+        verify = environment["verify"]
+        tls = None
+        if self._root.startswith("https://"):
+            if verify is False:
+                tls = False
+            else:
+                bundle = certifi.where() if verify is True else verify
+                tls = ssl.create_default_context(**({"capath": bundle} if os.path.isdir(bundle) else {"cafile": bundle}))
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._size, ssl=tls if tls is not None else True),
+            headers={"Accept": "application/json"}, trust_env=True, auto_decompress=True)
+        # aiohttp sends a request again, unseen, when a kept-alive connection drops under it; every request
+        # must pass the rate limiter and be counted, so the requester's policy decides instead (aiohttp's
+        # own test client turns it off the same way).
+        if hasattr(self._session, "_retry_connection"):
+            self._session._retry_connection = False
 
-    def get(self, url: str, read_timeout: float) -> Answer | Failure:
-        """One GET of `url` (absolute): the whole body, or why there is none."""
-        target = url[len(self._prefix):]
+    async def get(self, url: str, read_timeout: float) -> Answer | Failure:
+        """One GET of `url` (absolute, its query already encoded): the whole body, or why there is none."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout, sock_read=read_timeout)
         problem = None
         try:
-            response = self._pool.urlopen("GET", target, headers=self._headers, retries=False, redirect=False,
-                                          assert_same_host=False, preload_content=True, decode_content=True,
-                                          timeout=Timeout(connect=self._connect_timeout, read=read_timeout))
-        except (HTTPError, OSError) as exc:
+            async with self._session.get(URL(url, encoded=True), timeout=timeout, allow_redirects=False) as response:
+                content = await response.read()
+                status = response.status
+                headers = {k: v for k, v in response.headers.items()
+                           if "ratelimit" in k.lower() or k.lower() == "retry-after"}
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             problem = exc
         if problem is not None:
             return failure(problem, self._secret)
-        headers = {k: v for k, v in response.headers.items() if "ratelimit" in k.lower() or k.lower() == "retry-after"}
-        return Answer(response.status, headers, response.data)
+        return Answer(status, headers, content)
 
-    def close(self) -> None:
-        self._session.close()
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
 
 def failure(exc: BaseException, secret: str) -> Failure:
@@ -91,17 +98,17 @@ def failure(exc: BaseException, secret: str) -> Failure:
 
 
 def _timed_out(exc: BaseException) -> bool:
-    return isinstance(exc, Urllib3Timeout) and not isinstance(exc, NewConnectionError)
+    return isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError))
 
 
 def setup_problem(exc: BaseException) -> str | None:
     """What is wrong when a request failed for a reason of the set-up (TLS, name, refused port), not of
     the moment; None for failures worth retrying (resets, cut bodies, timeouts)."""
-    if isinstance(exc, SSLError):
+    if isinstance(exc, (aiohttp.ClientSSLError, ssl.SSLError)) or isinstance(getattr(exc, "os_error", None), ssl.SSLError):
         return ("The TLS handshake failed (https to a plain-http port, or a certificate this machine does not "
                 "trust: set REQUESTS_CA_BUNDLE for a private CA)")
-    if isinstance(exc, NameResolutionError):
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return "The API's host name does not resolve"
-    if isinstance(exc, NewConnectionError) and "refused" in str(exc).lower():
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, ConnectionRefusedError):
         return "The connection was refused (nothing listens on that host and port)"
     return None
