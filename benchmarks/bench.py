@@ -134,6 +134,14 @@ class Workspace:
         return (span, sum(m["seconds"].value for m in days),
                 sum(m["cpu_seconds"].value for m in days if "cpu_seconds" in m))
 
+    def step_seconds(self, step: str) -> float:
+        """How long one step of the latest run took (`zchat__messages`), from Dagster's records."""
+        from dagster import DagsterInstance
+
+        with DagsterInstance.from_config(str(self.dir / "home")) as instance:
+            stats = instance.get_run_step_stats(instance.get_runs(limit=1)[0].run_id)
+        return next(s.end_time - s.start_time for s in stats if s.step_key == step)
+
     def latest(self, asset: str, count: int) -> list[dict]:
         """The metadata of the asset's latest `count` materializations, as plain values, newest first."""
         from dagster import AssetKey, DagsterInstance
@@ -174,13 +182,17 @@ def fetch_day(label: str, scale: int, latency: float, concurrency: int, baseline
     with Sandbox(scale, latency) as sandbox:
         space = Workspace(sandbox, concurrency)
         wall, cpu, rss = space.materialize()
-        requests = sandbox.stats(reset=True)["requests"]
+        counted = sandbox.stats(reset=True)
+        requests = counted["requests"]
         span, _, inside_cpu = space.steps()
         row = Row(label, wall, requests, cpu, rss, fetch=span,
                   notes=[f"assets' own CPU {1000 * inside_cpu / requests:.2f} ms/req"])
         if latency:
             row.bound = requests * latency / concurrency
-            row.notes.append(f"whole process {wall / row.bound:.2f} x bound")
+            step = space.step_seconds("zchat__messages")
+            step_bound = counted["by_endpoint"]["messages"] * latency / concurrency
+            row.notes.append(f"whole process {wall / row.bound:.2f} x bound; messages step {step:.1f} s, "
+                             f"{step / step_bound:.2f} x its bound")
         rows.append(row)
         if baseline:
             out = space.dir / "sequential"
@@ -390,14 +402,41 @@ def erase_cost(days: int, scale: int) -> list[Row]:
                        "after (applying it)"])]
 
 
+def client_alone(scale: int, latency: float, concurrency: int) -> list[Row]:
+    """`ZchatClient.messages_many` over a day's protocols in this process, without Dagster or the lake: the
+    client's own CPU a request (HTTP, JSON, retries' bookkeeping, the fan-out), from the process's rusage."""
+    import resource
+
+    from zchat_assets.api import ClientSettings, ZchatClient
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    with Sandbox(scale, latency) as sandbox:
+        with ZchatClient(TOKEN, ClientSettings(base_url=sandbox.url, concurrency=concurrency)) as client:
+            window = (f"{DAY} 00:00:00", f"{DAY} 23:59:59", "-0300")
+            ids = [str(r["id"]) for page in client.history_pages(*window) for r in page]
+            sandbox.stats(reset=True)
+            started, spent = time.monotonic(), cpu()
+            messages = sum(len(items) for _, items in client.messages_many(ids))
+            wall, spent = time.monotonic() - started, cpu() - spent
+        requests = sandbox.stats(reset=True)["requests"]
+    return [Row(f"{scale:,} messages requests, {latency * 1000:.0f} ms, C={concurrency}, the client alone", wall,
+                requests, spent, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                bound=requests * latency / concurrency, notes=[f"{messages:,} messages"])]
+
+
 GROUPS = {
     "day": lambda: [*fetch_day("2,000/day, 50 ms, C=8", 2000, 0.05, 8),
                     *fetch_day("2,000/day, 50 ms, C=32", 2000, 0.05, 32),
                     *fetch_day("2,000/day, 0 ms, C=8", 2000, 0.0, 8, baseline=True)],
     "cache": lambda: cache_and_resume(2000, 0.05, 8),
     "busy": lambda: [*fetch_day("20,000/day, 50 ms, C=64", 20000, 0.05, 64),
+                     *fetch_day("20,000/day, 50 ms, C=128", 20000, 0.05, 128),
                      *fetch_day("20,000/day, 0 ms, C=8", 20000, 0.0, 8, baseline=True),
                      *fetch_day("50,000/day, 0 ms, C=16", 50000, 0.0, 16)],
+    "client": lambda: client_alone(8000, 0.05, 64),
     "backfill": lambda: backfill(30, 300, 0.05, 16),
     "politeness": lambda: politeness(2000, 0.05),
     "faults": lambda: busy_api(2000, 0.05),
