@@ -1,12 +1,13 @@
 """The speed, memory and politeness benchmark: every scenario against a sandbox in its own process.
 
-    python benchmarks/bench.py                    # every scenario, about 8 minutes on 2 cores
+    python benchmarks/bench.py                    # every scenario, about 15 minutes on 2 cores
     python benchmarks/bench.py --only day --only cache   # some groups (day, cache, busy, backfill, politeness, …)
 
 Each scenario starts a sandbox (`zchat-assets sandbox`) and times what users run: the whole
 `dagster asset materialize` process, start-up included. CPU and peak RSS come from the kernel's
 accounting of that process (`wait4`); "fetch s" is the span of the run's steps, from Dagster's own
-step records; requests are what the sandbox counted. Ratios are taken within the same run.
+step records; requests are what the sandbox counted. Ratios are taken within the same run. One group
+differs: `--only client` times the API client alone, in this process, without Dagster or the lake.
 """
 
 from __future__ import annotations
@@ -427,6 +428,21 @@ def client_alone(scale: int, latency: float, concurrency: int) -> list[Row]:
                 bound=requests * latency / concurrency, notes=[f"{messages:,} messages"])]
 
 
+def memory_by_step(scale: int) -> list[Row]:
+    """Peak RSS of one process per asset, the same day, in turn: a report (one request: the process's own
+    footprint, Dagster and the project loaded), history_expanded, then messages (reading the first's day):
+    which step sets the run's peak."""
+    rows = []
+    with Sandbox(scale, 0.0) as sandbox:
+        space = Workspace(sandbox, 64)
+        for asset in ("report_by_period", "history_expanded", "messages"):
+            wall, cpu, rss = space.materialize(f"zchat/{asset}")
+            requests = sandbox.stats(reset=True)["requests"]
+            rows.append(Row(f"{scale:,}/day, {asset} alone", wall, requests, cpu, rss))
+        space.close()
+    return rows
+
+
 GROUPS = {
     "day": lambda: [*fetch_day("2,000/day, 50 ms, C=8", 2000, 0.05, 8),
                     *fetch_day("2,000/day, 50 ms, C=32", 2000, 0.05, 32),
@@ -437,6 +453,7 @@ GROUPS = {
                      *fetch_day("20,000/day, 0 ms, C=8", 20000, 0.0, 8, baseline=True),
                      *fetch_day("50,000/day, 0 ms, C=16", 50000, 0.0, 16)],
     "client": lambda: client_alone(8000, 0.05, 64),
+    "memory": lambda: [*memory_by_step(20000), *memory_by_step(50000)],
     "backfill": lambda: backfill(30, 300, 0.05, 16),
     "politeness": lambda: politeness(2000, 0.05),
     "faults": lambda: busy_api(2000, 0.05),
