@@ -18,7 +18,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -263,16 +263,25 @@ class Lake:
     def add_file(self, dataset: str, day: str, name: str, table: pa.Table) -> str:
         """Adds one file to a day (append-only datasets such as sensor snapshots), atomically;
         returns its path below the lake root."""
+        return self.add_tables(dataset, day, name, table.schema, [table])
+
+    def add_tables(self, dataset: str, day: str, name: str, schema: pa.Schema, tables: Iterable[pa.Table]) -> str:
+        """`add_file` of tables written one by one as they come, so that a file need never be whole in memory
+        (the message cache's compaction of a day); an exception from `tables` leaves nothing behind."""
         staging = f"{self.root}/{STAGING}/{self.relative(dataset)}/{uuid.uuid4().hex}.parquet"
         self.fs.makedirs(staging.rsplit("/", 1)[0], exist_ok=True)
         final = f"{self.folder(dataset, day)}/{name}"
         if self.erasures is not None:
             self.erasures.refresh()
-            table = self.erasures.apply(dataset, table)
-        stamp = self.provenance(table.schema, table.num_rows) if self.provenance is not None else None
         try:
-            with self.fs.open(staging, "wb") as handle:
-                _write(handle, table, stamp)
+            with self.fs.open(staging, "wb") as handle, pq.ParquetWriter(handle, schema, compression="zstd") as writer:
+                rows = 0
+                for table in tables:
+                    table = self.erasures.apply(dataset, table) if self.erasures is not None else table
+                    writer.write_table(table)
+                    rows += table.num_rows
+                if self.provenance is not None:
+                    writer.add_key_value_metadata({provenance.KEY: provenance.encoded(self.provenance(schema, rows))})
             self.fs.makedirs(self.folder(dataset, day), exist_ok=True)
             self._put(staging, final)
         finally:

@@ -17,10 +17,12 @@ written under another personal-data setting, or by an older version, are not reu
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from contextlib import suppress
 
 import pyarrow as pa
@@ -103,17 +105,29 @@ class MessageCache:
         """Stores the messages of ended conversations (`ended`: protocol -> [version, messages])."""
         if not ended:
             return
-        self._store(table, ended, time.time_ns())
+        self._store([table], ended, time.time_ns())
         self.added += 1
 
-    def _store(self, table: pa.Table, ended: dict[str, list], stamp: int) -> str:
-        """Writes one chunk named after `stamp` (nanoseconds: chunks sort by it, the newest last)."""
+    def _store(self, tables: Iterable[pa.Table], ended: dict[str, list], stamp: int) -> str:
+        """Writes one chunk of `tables`, one after the other, named after `stamp` (nanoseconds: chunks sort by
+        it, the newest last)."""
         name = f"chunk-{stamp:020d}-{uuid.uuid4().hex[:8]}.parquet"
         metadata = {ENDS_KEY: json.dumps(ended, separators=(",", ":")).encode(),
                     PRIVACY_KEY: self.privacy.fingerprint.encode()}
-        chunk = self._lake.add_file(DATASET, self._day, name, table.replace_schema_metadata(metadata))
+        tables = iter(tables)
+        first = next(tables)
+        chunk = self._lake.add_tables(DATASET, self._day, name, first.schema.with_metadata(metadata),
+                                      itertools.chain([first], tables))
         self._chunks[chunk] = dict(ended)
         return chunk
+
+    def _present(self, chunk: str) -> bool:
+        """Whether the chunk is still there (another run of the same day may have pruned it since it was listed)."""
+        try:
+            self._lake.file_metadata(chunk)
+        except FileNotFoundError:
+            return False
+        return True
 
     def prune(self, ends: dict[str, str | None]) -> int:
         """Deletes the chunks this object knows of whose protocols would none be used any more; returns
@@ -144,23 +158,32 @@ class MessageCache:
         biggest = max(sizes, key=sizes.get, default=None)
         if biggest is not None and 2 * sizes[biggest] >= sum(sizes.values()):
             del in_use[biggest]
+        in_use = {chunk: protocols for chunk, protocols in in_use.items() if self._present(chunk)}
         if len(in_use) < 2:
             return 0
-        tables, ended, merged = [], {}, []
-        for chunk, protocols in in_use.items():
-            table = self.read(chunk, protocols)
-            if table is not None:
-                tables.append(table)
-                ended.update((p, self._chunks[chunk][p]) for p in protocols)
-                merged.append(chunk)
-        if len(merged) < 2:
-            return 0
-        self._store(pa.concat_tables(tables), ended, max(_stamp(chunk) for chunk in merged))
+        ended = {p: self._chunks[chunk][p] for chunk, protocols in in_use.items() for p in protocols}
+
+        def tables() -> Iterator[pa.Table]:  # one chunk in memory at a time, however big the day
+            for chunk, protocols in in_use.items():
+                table = self.read(chunk, protocols)
+                if table is None:  # pruned by another run meanwhile: this merge would claim what it lacks
+                    raise _Vanished
+                yield table
+
+        try:
+            self._store(tables(), ended, max(_stamp(chunk) for chunk in in_use))
+        except _Vanished:
+            return 0  # nothing written; the next run merges what is left
+        merged = list(in_use)
         for chunk in merged:
             with suppress(FileNotFoundError):
                 self._lake.remove_file(chunk)
             del self._chunks[chunk]
         return len(merged)
+
+
+class _Vanished(Exception):
+    """A chunk being merged was deleted by another run of the same day."""
 
 
 def _stamp(chunk: str) -> int:

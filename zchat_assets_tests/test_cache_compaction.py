@@ -102,3 +102,25 @@ def test_the_biggest_chunk_stays_when_the_others_are_smaller_together(lake):
     assert cache.compact({**ends, "4": E1, "5": E1}) == 3 and len(chunk_files(lake, ENDED_DAY)) == 1
     again = MessageCache(lake, ENDED_DAY, Privacy())
     assert sorted(again.usable({**ends, "4": E1, "5": E1})) == ["1", "2", "3", "4", "5"]
+
+
+def test_a_chunk_deleted_while_the_day_is_merged_leaves_every_chunk_as_it_was(lake, monkeypatch):
+    """Chunks are merged one at a time, never the whole day in memory; one pruned by another run while they
+    are read stops the merge before anything is written or deleted (the next run merges what is left)."""
+    cache = MessageCache(lake, ENDED_DAY, Privacy())
+    for protocol in "123":
+        cache.add(_messages(protocol, 2), {protocol: [E1, 2]})
+    before = chunk_files(lake, ENDED_DAY)
+    read = MessageCache.read
+    held = []
+
+    def read_then_another_run_prunes(self, chunk, protocols):
+        held.append(chunk)
+        if len(held) == 2:
+            lake.remove_file(before[2])
+        return read(self, chunk, protocols)
+
+    monkeypatch.setattr(MessageCache, "read", read_then_another_run_prunes)
+    assert cache.compact({"1": E1, "2": E1, "3": E1}) == 0
+    assert chunk_files(lake, ENDED_DAY) == before[:2] and held == before
+    assert lake.fs.find(f"{lake.root}/_staging") == []

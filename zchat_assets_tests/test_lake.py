@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
+from zchat_assets import provenance
 from zchat_assets.lake import PART, STAGING, Lake, LakeError
 from zchat_assets.message_cache import MessageCache
 from zchat_assets.privacy import Privacy
@@ -81,6 +82,29 @@ def test_files_are_added_atomically_for_snapshots(lake_uri):
     lake = Lake(lake_uri)
     path = lake.add_file("ongoing", DAY, "poll-1.parquet", table(2))
     assert lake.read_file(path).num_rows == 2
+    assert everything(lake) == [f"ongoing/date={DAY}/poll-1.parquet"]
+
+
+def test_a_file_is_added_from_tables_as_they_come_or_not_at_all(lake_uri):
+    """Tables written one by one make one file, with its provenance; a source that fails halfway leaves
+    nothing behind, not even staging."""
+    lake = Lake(lake_uri)
+    lake.provenance = lambda schema, rows: {"rows": rows}
+    written = []
+
+    def tables(fail: bool):
+        for n in (2, 3):
+            written.append(n)
+            yield table(n)
+        if fail:
+            raise OSError("the source broke")
+
+    path = lake.add_tables("ongoing", DAY, "poll-1.parquet", table(1).schema, tables(fail=False))
+    assert lake.read_file(path).num_rows == 5 and written == [2, 3]
+    with lake.fs.open(f"{lake.root}/{path}", "rb") as handle:
+        assert provenance.read(handle)["rows"] == 5
+    with pytest.raises(OSError, match="the source broke"):
+        lake.add_tables("ongoing", DAY, "poll-2.parquet", table(1).schema, tables(fail=True))
     assert everything(lake) == [f"ongoing/date={DAY}/poll-1.parquet"]
 
 
