@@ -174,12 +174,11 @@ class MessageCache:
             self._store(tables(), ended, max(_stamp(chunk) for chunk in in_use))
         except _Vanished:
             return 0  # nothing written; the next run merges what is left
-        merged = list(in_use)
-        for chunk in merged:
+        for chunk in in_use:
             with suppress(FileNotFoundError):
                 self._lake.remove_file(chunk)
             del self._chunks[chunk]
-        return len(merged)
+        return len(in_use)
 
 
 class _Vanished(Exception):

@@ -54,7 +54,7 @@ class Transport:
     async def open(self) -> None:
         environment = requests.Session().merge_environment_settings(self._root, {}, None, None, None)
         # The proxy is looked up once: aiohttp's trust_env would read the environment and ~/.netrc again in a
-        # worker thread for every request, a third of the client's CPU on the messages fan-out.
+        # worker thread for every request, over half of the client's CPU on the messages fan-out.
         proxy = requests.utils.select_proxy(self._root, environment["proxies"])
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self._size, ssl=_tls(environment["verify"])),
