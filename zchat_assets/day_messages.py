@@ -91,14 +91,19 @@ class DayMessages:
     def __enter__(self) -> DayMessages:
         self._replace = self._lake.replace_partition(DATASET, self._day, self._schema, self._audit)
         self._writer = self._replace.__enter__()
-        for chunk, protocols in self._cache.by_chunk(self.cached).items():
-            table = self._cache.read(chunk, protocols)
-            if table is None:  # pruned meanwhile by another run of the same day: fetch those again
-                for protocol in protocols:
-                    del self.cached[protocol], self.fetched[protocol]
-                self.to_fetch.extend(sorted(protocols))
-            else:
-                self._writer.write(table)
+        try:
+            for chunk, protocols in self._cache.by_chunk(self.cached).items():
+                groups = self._cache.read(chunk, protocols)
+                if groups is None:  # pruned meanwhile by another run of the same day: fetch those again
+                    for protocol in protocols:
+                        del self.cached[protocol], self.fetched[protocol]
+                    self.to_fetch.extend(sorted(protocols))
+                    continue
+                for table in groups:
+                    self._writer.write(table)
+        except BaseException:
+            self._replace.__exit__(*sys.exc_info())  # the staged day is removed, the old one stays
+            raise
         return self
 
     def add(self, protocol_id: str, items: list[dict] | GoneError) -> None:

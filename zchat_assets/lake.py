@@ -330,6 +330,25 @@ class Lake:
     def read_file(self, relative_path: str, columns: list[str] | None = None) -> pa.Table:
         return pq.read_table(f"{self.root}/{relative_path}", filesystem=self.fs, columns=columns)
 
+    def row_groups(self, relative_path: str) -> Iterator[pa.Table]:
+        """A Parquet file one row group at a time, so that a big file is never in memory whole. The file is
+        opened before the first group is asked for: one missing raises FileNotFoundError right here."""
+        handle = self.fs.open(f"{self.root}/{relative_path}", "rb")
+        try:
+            parquet = pq.ParquetFile(handle)
+        except BaseException:
+            handle.close()
+            raise
+
+        def groups() -> Iterator[pa.Table]:
+            with handle:
+                if not parquet.num_row_groups:  # a file of no rows: its columns still
+                    yield parquet.schema_arrow.empty_table()
+                for index in range(parquet.num_row_groups):
+                    yield parquet.read_row_group(index)
+
+        return groups()
+
     def file_metadata(self, relative_path: str) -> dict[bytes, bytes]:
         """The key-value metadata of one Parquet file (read from its footer only)."""
         with self.fs.open(f"{self.root}/{relative_path}", "rb") as handle:

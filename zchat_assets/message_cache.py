@@ -90,16 +90,18 @@ class MessageCache:
             chunks[chunk].add(protocol)
         return dict(sorted(chunks.items()))
 
-    def read(self, chunk: str, protocols: set[str]) -> pa.Table | None:
-        """The chunk's rows of `protocols` (other rows were superseded by a newer chunk or left the day);
+    def read(self, chunk: str, protocols: set[str]) -> Iterator[pa.Table] | None:
+        """The chunk's rows of `protocols` (other rows were superseded by a newer chunk or left the day), one
+        row group at a time: a compacted day is one chunk, too big to hold whole beside the day being written.
         None if another run of the same day has pruned the chunk since it was listed."""
         try:
-            table = self._lake.read_file(chunk).replace_schema_metadata(None)
+            groups = self._lake.row_groups(chunk)
         except FileNotFoundError:
             return None
-        if len(protocols) == len(self._chunks[chunk]):
-            return table
-        return table.filter(pc.is_in(table.column("protocol_id"), pa.array(sorted(protocols), pa.string())))
+        wanted = None if len(protocols) == len(self._chunks[chunk]) else pa.array(sorted(protocols), pa.string())
+        return (group.replace_schema_metadata(None) if wanted is None
+                else group.filter(pc.is_in(group.column("protocol_id"), wanted)).replace_schema_metadata(None)
+                for group in groups)
 
     def add(self, table: pa.Table, ended: dict[str, list]) -> None:
         """Stores the messages of ended conversations (`ended`: protocol -> [version, messages])."""
@@ -163,12 +165,12 @@ class MessageCache:
             return 0
         ended = {p: self._chunks[chunk][p] for chunk, protocols in in_use.items() for p in protocols}
 
-        def tables() -> Iterator[pa.Table]:  # one chunk in memory at a time, however big the day
+        def tables() -> Iterator[pa.Table]:  # one row group in memory at a time, however big the day
             for chunk, protocols in in_use.items():
-                table = self.read(chunk, protocols)
-                if table is None:  # pruned by another run meanwhile: this merge would claim what it lacks
+                groups = self.read(chunk, protocols)
+                if groups is None:  # pruned by another run meanwhile: this merge would claim what it lacks
                     raise _Vanished
-                yield table
+                yield from groups
 
         try:
             self._store(tables(), ended, max(_stamp(chunk) for chunk in in_use))

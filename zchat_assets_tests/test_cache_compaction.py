@@ -82,7 +82,7 @@ def test_compacting_under_an_overlapping_run_loses_nothing(lake):
     later = MessageCache(lake, ENDED_DAY, Privacy())
     usable = later.usable({"1": E2, "3": E1, "4": E1})
     assert usable == {"1": added[0], "3": merged, "4": added[1]}  # the newer version of 1 still wins
-    rows = pa.concat_tables(later.read(chunk, ps) for chunk, ps in later.by_chunk(usable).items())
+    rows = pa.concat_tables(g for chunk, ps in later.by_chunk(usable).items() for g in later.read(chunk, ps))
     assert sorted(rows.column("message_id").to_pylist()) == ["1-0", "1-1", "1-2", "3-0", "3-1", "4-0"]
     assert reader.read(first, {"1"}) is None  # a run that listed a merged chunk fetches its protocols again
 

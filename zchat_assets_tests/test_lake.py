@@ -108,6 +108,20 @@ def test_a_file_is_added_from_tables_as_they_come_or_not_at_all(lake_uri):
     assert everything(lake) == [f"ongoing/date={DAY}/poll-1.parquet"]
 
 
+def test_a_file_is_read_a_row_group_at_a_time(lake_uri):
+    """What the message cache reads a merged day with; a file of no rows still gives its columns, and a
+    missing file is said at once, before anything is read."""
+    lake = Lake(lake_uri)
+    lake.provenance = lambda schema, rows: {}
+    path = lake.add_tables("ongoing", DAY, "poll-1.parquet", table(1).schema, iter([table(2), table(3)]))
+    assert [g.num_rows for g in lake.row_groups(path)] == [2, 3]
+    empty = lake.add_tables("ongoing", DAY, "poll-2.parquet", table(1).schema, iter([]))  # no row group at all
+    (group,) = lake.row_groups(empty)
+    assert group.num_rows == 0 and group.schema.names == ["protocol_id"]
+    with pytest.raises(FileNotFoundError):
+        lake.row_groups(f"ongoing/date={DAY}/poll-3.parquet")
+
+
 def test_the_message_cache_works_on_the_lake(lake_uri):
     lake = Lake(lake_uri)
     cache = MessageCache(lake, DAY, Privacy())

@@ -6,8 +6,8 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from zchat_assets.day_messages import versions
-from zchat_assets.lake import Lake
+from zchat_assets.day_messages import DayMessages, versions
+from zchat_assets.lake import Lake, LakeError
 from zchat_assets.message_cache import MessageCache
 from zchat_assets.privacy import Privacy
 from zchat_assets.resources import ZchatLake
@@ -130,7 +130,7 @@ def test_the_newest_chunk_wins_and_end_times_must_match(lake):
     usable = cache.usable({"1": E1, "2": E2, "3": E1, "4": E1})
     assert sorted(usable) == ["1", "2", "3"] and cache.stored("2", usable["2"]) == 3
     chunks = cache.by_chunk(usable)
-    rows = pa.concat_tables(cache.read(chunk, ps) for chunk, ps in chunks.items())
+    rows = pa.concat_tables(group for chunk, ps in chunks.items() for group in cache.read(chunk, ps))
     assert sorted(rows.column("message_id").to_pylist()) == ["1-0", "1-1", "2-0", "2-1", "2-2"]
     # an end time that changed (the conversation was reopened), or a conversation not ended
     assert cache.usable({"1": E2, "2": None}) == {}
@@ -144,3 +144,33 @@ def test_prune_deletes_only_chunks_that_nothing_uses(lake):
     assert cache.prune({"1": E2, "2": E1}) == 1
     assert len(lake.files("_cache/messages", DAY)) == 2
     assert sorted(cache.usable({"1": E2, "2": E1})) == ["1", "2"]
+
+
+def test_a_merged_chunk_is_read_a_row_group_at_a_time_and_only_for_the_protocols_asked(lake):
+    """A compacted day is one chunk of the whole day: it is never read whole beside the day being written."""
+    cache = MessageCache(lake, DAY, Privacy())
+    for protocol in "123":
+        cache.add(_messages(protocol, 2), {protocol: [E1, 2]})
+    assert cache.compact({"1": E1, "2": E1, "3": E1}) == 3
+    (chunk,) = lake.files("_cache/messages", DAY)
+    groups = list(cache.read(chunk, {"1", "3"}))
+    assert len(groups) == 3 and [g.num_rows for g in groups] == [2, 0, 2]
+    assert pa.concat_tables(groups).column("message_id").to_pylist() == ["1-0", "1-1", "3-0", "3-1"]
+    assert all(g.schema.metadata is None for g in groups)  # the chunk's footer stays in the cache
+
+
+def test_a_day_whose_cache_read_fails_leaves_no_staging_and_the_published_day(lake, monkeypatch):
+    expanded = pa.table({"protocol_id": ["1"], "messages": [2], "end_time": pa.array([NOW], pa.timestamp("us", tz="UTC"))})
+    with DayMessages(lake, DAY, expanded, Privacy()) as day:
+        day.add("1", [{"id": "1-0", "created_at": "2026-11-18T12:00:00Z"}, {"id": "1-1", "created_at": "2026-11-18T12:01:00Z"}])
+    published = lake.read("messages", DAY)
+
+    def broken(self, chunk, protocols):
+        yield from ()
+        raise OSError("the disk went away")
+
+    monkeypatch.setattr(MessageCache, "read", broken)
+    with pytest.raises(LakeError, match="the disk went away"):
+        DayMessages(lake, DAY, expanded, Privacy()).__enter__()
+    assert lake.read("messages", DAY).equals(published)
+    assert lake.fs.find(f"{lake.root}/_staging") == []

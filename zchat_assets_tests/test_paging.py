@@ -1,6 +1,7 @@
 """The walk through pages against scripted APIs: where it ends, what it keeps, what it says."""
 
 import logging
+import weakref
 
 import pytest
 
@@ -71,3 +72,24 @@ def test_each_request_names_the_page_and_the_limit():
     list(walk(lambda path, params: seen.append(params) or {"data": []}, "ongoing", {"agent": "7"}, 500, data_list,
               logging.getLogger("test")))
     assert seen == [{"agent": "7", "limit": "500", "page": "1"}]
+
+
+def test_a_page_is_let_go_before_the_next_is_asked_for():
+    """A page of 10,000 expanded records is ~50 MB of Python objects: two must never be alive at once."""
+    class Record(dict):  # a dict that can be watched with a weak reference
+        pass
+
+    alive = []
+
+    def get(path, params):
+        page = int(params["page"])
+        assert all(ref() is None for ref in alive), f"page {page} asked for while an earlier page is alive"
+        found = [Record(id=f"{page}-{i}") for i in range(3)] if page <= 3 else []
+        alive.extend(weakref.ref(r) for r in found)
+        return {"data": found}
+
+    pages = 0
+    for page in walk(get, "history", {}, 3, data_list, logging.getLogger("test")):
+        pages += 1
+        del page  # as the history assets do
+    assert pages == 3

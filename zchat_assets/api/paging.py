@@ -24,27 +24,37 @@ def walk(get: Callable[[str, dict[str, str]], dict], path: str, params: dict[str
     page, short, warned, previous = 1, None, False, None
     while True:
         try:
-            body = get(path, {**params, "limit": str(page_size), "page": str(page)})
+            records = records_of(get(path, {**params, "limit": str(page_size), "page": str(page)}), path)
         except (ConfigError, BadRequestError):
             if page == 1:
                 raise
             return  # an API that refuses a page past the end (404, 400) has ended the walk
-        records = records_of(body, path)
-        fresh = []
-        for record in records:
-            key = record.get("id")
-            if key is None:
-                fresh.append(record)
-            elif str(key) not in seen:
-                seen.add(str(key))
-                fresh.append(record)
-        if not fresh or records == previous:  # the same page again: an API that ignores `page`
+        fresh = _unseen(records, seen)
+        # What tells the same page again (an API that ignores `page`): ids, and the records that have none.
+        # Not the page itself, which would keep a page alive while the next one is read.
+        shape = [r if r.get("id") is None else r.get("id") for r in records]
+        if not fresh or shape == previous:
             return
-        previous = records
+        previous, count = shape, len(records)
         if short and not warned:
             log.warning(f"{request_label(path, {})}: {short} records came for limit={page_size}, and more after "
                         "them: the API caps the page size; every page is read until an empty one.")
             warned = True
-        short = len(records) if len(records) < page_size else None
+        short = count if count < page_size else None
+        del records  # a 10,000-record page is ~50 MB of Python objects: the caller's alone from here
         yield fresh
+        del fresh
         page += 1
+
+
+def _unseen(records: list[dict], seen: set[str]) -> list[dict]:
+    """The records whose id is not in `seen` (now added to it), and every record without an id."""
+    fresh = []
+    for record in records:
+        key = record.get("id")
+        if key is None:
+            fresh.append(record)
+        elif str(key) not in seen:
+            seen.add(str(key))
+            fresh.append(record)
+    return fresh

@@ -65,6 +65,7 @@ def history_asset(account: Shape, name: str, expanded: bool) -> AssetsDefinition
                     unfinished += table.column("end_time").null_count if expanded else 0
                     seen.update(table.column("protocol_id").to_pylist())
                     writer.write(table)
+                    del page, table  # not kept while the next page is read (paging.walk)
 
             with lake.replace_partition(name, day.key, schema, lambda w: audit(w, other, seen, others)) as writer:
                 walk(writer)
