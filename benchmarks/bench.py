@@ -2,11 +2,12 @@
 
     python benchmarks/bench.py                    # every scenario, about 15 minutes on 2 cores
     python benchmarks/bench.py --only day --only cache   # some groups (day, cache, busy, backfill, politeness, …)
+    python benchmarks/bench.py --only dlt --dlt-python /path/to/venv/bin/python   # against dlt's rest_api
 
 Each scenario starts a sandbox (`zchat-assets sandbox`) and times what users run: the whole
-`dagster asset materialize` process, start-up included. CPU and peak RSS come from the kernel's
-accounting of that process (`wait4`); "fetch s" is the span of the run's steps, from Dagster's own
-step records; requests are what the sandbox counted. Ratios are taken within the same run. One group
+`dagster asset materialize` process, start-up included. CPU comes from the kernel's accounting of that
+process (`wait4`), peak RSS from the process itself (peak.py); "fetch s" is the span of the run's steps,
+from Dagster's own step records; requests are what the sandbox counted. Ratios are taken within the same run. One group
 differs: `--only client` times the API client alone, in this process, without Dagster or the lake.
 """
 
@@ -34,6 +35,7 @@ BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
 DAY = (date.today() - timedelta(days=3)).isoformat()  # long finished in the sandbox's clock
 FETCH = "zchat/history,zchat/history_expanded,zchat/messages"
+DLT_PYTHON = sys.executable  # --dlt-python
 EVERY_DAILY_ASSET = ",".join(f"zchat/report_by_{g}" for g in ("period", "agent", "department", "channel", "tag")) \
     + "," + FETCH + ",zchat/conversations"
 
@@ -159,11 +161,16 @@ class Workspace:
 
 
 def run(command: list[str], env: dict, kill_when=None, cwd: Path | None = None) -> tuple[float, float, float]:
-    """(wall seconds, CPU seconds, peak RSS MB) of a child process; `kill_when()` true SIGKILLs it."""
-    with tempfile.TemporaryFile() as log:  # a file, not a pipe: a full pipe would block the child
+    """(wall seconds, CPU seconds, peak RSS MB) of a child Python program (a console script, or a Python
+    and its arguments); `kill_when()` true SIGKILLs it, and its peak is then unknown (nan). The peak is the
+    child's own (peak.py): the kernel's figure for a child would start from this process's size."""
+    python, program = (command[0], command[1:]) if Path(command[0]).name.startswith("python") \
+        else (sys.executable, command)
+    with tempfile.TemporaryFile() as log, tempfile.TemporaryDirectory() as scratch:
+        peak = Path(scratch) / "peak"
         started = time.monotonic()
-        child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
-                                 cwd=cwd)
+        child = subprocess.Popen([python, str(HERE / "peak.py"), str(peak), *program], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=log, start_new_session=True, cwd=cwd)
         if kill_when is not None:
             while not kill_when():
                 if os.wait4(child.pid, os.WNOHANG)[0]:
@@ -175,7 +182,8 @@ def run(command: list[str], env: dict, kill_when=None, cwd: Path | None = None) 
         if status and kill_when is None:
             log.seek(0)
             raise RuntimeError(f"{command[1:4]} failed:\n{log.read().decode()[-3000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+        rss = int(peak.read_text()) / 1024 if peak.exists() else float("nan")
+    return wall, usage.ru_utime + usage.ru_stime, rss
 
 
 def fetch_day(label: str, scale: int, latency: float, concurrency: int, baseline: bool = False) -> list[Row]:
@@ -206,6 +214,32 @@ def fetch_day(label: str, scale: int, latency: float, concurrency: int, baseline
                             baseline_wall=b_wall))
         space.close()
     return rows
+
+
+def against_dlt(scale: int, latency: float, concurrency: int, python: str) -> list[Row]:
+    """The busy day through the assets, then through dlt's `rest_api` source with as many workers
+    (dlt_rest_api.py), on the same sandbox: wall, CPU and memory of each whole process, and both row counts."""
+    label = f"{scale:,}/day, {latency * 1000:.0f} ms, dlt rest_api, {concurrency} workers"
+    if subprocess.run([python, "-c", "import dlt"], capture_output=True).returncode:
+        return [Row(label, 0, 0, 0, 0, notes=[f"not run: {python} has no dlt (pip install 'dlt[parquet]' in some "
+                                                  "environment, then --dlt-python its python)"])]
+    with Sandbox(scale, latency) as sandbox:
+        space = Workspace(sandbox, concurrency)
+        wall, cpu, rss = space.materialize()
+        requests = sandbox.stats(reset=True)["requests"]
+        ours = Row(f"{scale:,}/day, {latency * 1000:.0f} ms, C={concurrency}, this project", wall, requests, cpu, rss,
+                   bound=requests * latency / concurrency, fetch=space.steps()[0])
+        out = space.dir / "dlt"
+        out.mkdir()
+        d_wall, d_cpu, d_rss = run([python, str(HERE / "dlt_rest_api.py"), sandbox.url, DAY, str(concurrency),
+                                    str(out)], {**os.environ, "ZCHAT_API_TOKEN": TOKEN})
+        d_requests = sandbox.stats(reset=True)["requests"]
+        messages, theirs = space.messages().num_rows, ds.dataset(out / "lake" / "zchat" / "messages").count_rows()
+        ours.notes = [f"{wall / d_wall:.2f} x dlt's wall", f"{messages:,} messages"]
+        dlt = Row(label, d_wall, d_requests, d_cpu, d_rss, bound=d_requests * latency / concurrency,
+                  notes=[f"{theirs:,} messages" + ("" if theirs == messages else " (not the same count!)")])
+        space.close()
+    return [ours, dlt]
 
 
 def cache_and_resume(scale: int, latency: float, concurrency: int) -> list[Row]:
@@ -453,6 +487,7 @@ GROUPS = {
                      *fetch_day("20,000/day, 0 ms, C=8", 20000, 0.0, 8, baseline=True),
                      *fetch_day("50,000/day, 0 ms, C=16", 50000, 0.0, 16)],
     "client": lambda: client_alone(8000, 0.05, 64),
+    "dlt": lambda: against_dlt(20000, 0.05, 64, DLT_PYTHON),
     "memory": lambda: [*memory_by_step(20000), *memory_by_step(50000)],
     "backfill": lambda: backfill(30, 300, 0.05, 16),
     "politeness": lambda: politeness(2000, 0.05),
@@ -467,7 +502,11 @@ GROUPS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", action="append", choices=sorted(GROUPS), help="run only these groups")
+    parser.add_argument("--dlt-python", default=sys.executable,
+                        help="a Python with dlt installed, for the dlt group (dlt is not a dependency)")
     args = parser.parse_args()
+    global DLT_PYTHON
+    DLT_PYTHON = args.dlt_python
     head = ["scenario", "wall s", "fetch s", "requests", "CPU ms/req", "peak RSS MB", "vs bound", "vs sequential",
             "notes"]
     print("| " + " | ".join(head) + " |\n|" + " --- |" * len(head), flush=True)
