@@ -29,7 +29,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     **{f"report_by_{t}": ("title",) for t in ("period", "agent", "department", "channel", "tag")},
 }
 EXAMPLES = 10  # keys named per kind of change
-BATCH_ROWS = 16_384  # 16,384 messages with their JSON are ~15 MB; 65,536 made this the peak of a republished day
+BATCH_ROWS = 4_096  # rows hashed at a time: 4,096 conversations nest ~25,000 messages; 65,536 rows made this a day's peak
 PRIME = np.uint64(0x100000001B3)
 NULL = np.uint64(0x9E3779B97F4A7C15)  # the hash of a null value, of any type
 NO_KEY = np.uint64(0xC2B2AE3D27D4EB4F)  # mixed into a keyless row's content hash: it never equals a real key's

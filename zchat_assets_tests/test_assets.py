@@ -5,10 +5,11 @@ import os
 import shutil
 
 import dagster as dg
+import pyarrow as pa
 import pytest
 
 from zchat_assets.assets import build_account_defs
-from zchat_assets.assets.conversations import figures
+from zchat_assets.assets.conversations import figures, join
 from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer, parse_faults
 from zchat_assets.settings import named
@@ -109,6 +110,29 @@ def test_conversation_figures():
     assert figures([])["message_count"] == 0 and figures([])["first_agent_reply_seconds"] is None
     # An agent started it: the agent's next message is no response time to the customer.
     assert figures(items, started_by_agent=True)["first_agent_reply_seconds"] is None
+
+
+def test_conversations_join_in_batches_gives_each_protocol_its_own_messages():
+    """Batch edges fall anywhere: inside the day's order, on a protocol with no message, on one not fetched."""
+    from datetime import datetime, timedelta, timezone
+
+    from zchat_assets.schemas import dataset_schema
+
+    t0 = datetime(2026, 11, 18, 12, tzinfo=timezone.utc)
+    expanded = pa.Table.from_pylist([{"protocol_id": p, "active": p == "b"} for p in ["c", "a", "e", "b", "d"]],
+                                    dataset_schema("history_expanded"))
+    said = [("a", "m2", 20, "AGENT"), ("b", "m3", 5, "AGENT"), ("a", "m1", 10, "CUSTOMER"), ("c", "m4", 1, "BOT"),
+            ("b", "m5", 6, "CUSTOMER"), ("x", "m6", 0, "CUSTOMER")]  # x: not in the history; d, e: no messages
+    messages = pa.Table.from_pylist([{"protocol_id": p, "message_id": m, "created_at": t0 + timedelta(seconds=s),
+                                      "author_type": a} for p, m, s, a in said], dataset_schema("messages"))
+    whole = join(expanded, messages)
+    for batch in (1, 2, 3):
+        assert join(expanded, messages, batch).equals(whole)
+    lists = {r["protocol_id"]: [m["message_id"] for m in r["message_list"]] for r in whole.to_pylist()}
+    assert lists == {"c": ["m4"], "a": ["m1", "m2"], "e": [], "b": ["m3", "m5"], "d": []}
+    assert whole.column("protocol_id").to_pylist() == ["c", "a", "e", "b", "d"]
+    assert whole.column("first_agent_reply_seconds").to_pylist() == [None, 10, None, None, None]
+    assert join(expanded.slice(0, 0), messages).num_rows == 0 and join(expanded, messages.slice(0, 0)).num_rows == 5
 
 
 def test_first_agent_replies_are_null_for_conversations_agents_started(sandbox, resources):
