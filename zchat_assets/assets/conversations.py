@@ -49,7 +49,7 @@ def figures(items: list[dict], started_by_agent: bool = False) -> dict:
 
 def join(expanded: pa.Table, messages: pa.Table, batch: int = BATCH) -> pa.Table:
     """One row per protocol of `expanded`, in its order, with its messages and figures. The messages become
-    Python values `batch` conversations at a time: a busy day's 120,000 of them at once took 100 MB more."""
+    Python values `batch` conversations at a time: a busy day's 120,000 of them at once took over 100 MB more."""
     messages = messages.select(["protocol_id", *ITEM_FIELDS]).sort_by(
         [("protocol_id", "ascending"), ("created_at", "ascending"), ("message_id", "ascending")])
     runs = pc.run_end_encode(messages.column("protocol_id").combine_chunks())  # one run per protocol, in order
@@ -99,8 +99,8 @@ def conversations_asset(account: Shape) -> AssetsDefinition:
         def produce(member, day, lake) -> DayOutcome:
             expanded = lake.read("history_expanded", day.key, schema=dataset_schema("history_expanded"))
             matching_inputs(lake, day.key, expanded)
-            messages = dataset_schema("messages")
-            table = join(expanded, lake.read("messages", day.key, schema=messages, columns=["protocol_id", *ITEM_FIELDS]))
+            nested = ["protocol_id", *ITEM_FIELDS]  # what the join nests: not the original JSON
+            table = join(expanded, lake.read("messages", day.key, schema=dataset_schema("messages"), columns=nested))
             checks = {"protocol_id_unique": unique_ids(table.column("protocol_id"), "protocol_id")}
             written = lake.write_partition("conversations", day.key, table, audit=lambda writer: checks)
             return DayOutcome(partition_metadata("conversations", written, table, PREVIEW), checks, written.changes)
