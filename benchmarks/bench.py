@@ -7,8 +7,9 @@
 Each scenario starts a sandbox (`zchat-assets sandbox`) and times what users run: the whole
 `dagster asset materialize` process, start-up included. CPU comes from the kernel's accounting of that
 process (`wait4`), peak RSS from the process itself (peak.py); "fetch s" is the span of the run's steps,
-from Dagster's own step records; requests are what the sandbox counted. Ratios are taken within the same run. One group
-differs: `--only client` times the API client alone, in this process, without Dagster or the lake.
+from Dagster's own step records; requests are what the sandbox counted. Ratios are taken within the same
+run. One group differs: `--only client` times the API client alone, in this process, without Dagster or
+the lake.
 """
 
 from __future__ import annotations
