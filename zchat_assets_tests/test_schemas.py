@@ -95,3 +95,12 @@ def test_the_report_counters_are_the_vendors_additive_ones():
     from zchat_assets.api.vendor import REPORT_ADDITIVE
 
     assert tuple(schemas.REPORT_COUNTERS) == REPORT_ADDITIVE
+
+
+@pytest.mark.parametrize("sent, kept", [
+    ("customer", "CUSTOMER"), (" Client ", "CUSTOMER"), ("OPERATOR", "AGENT"), ("chatbot", "BOT"),
+    ("system", "SYSTEM"), ("supervisor", "SUPERVISOR"), (7, "7"), ("", None), (None, None),
+])
+def test_an_author_type_is_kept_in_one_spelling_whatever_the_api_sent(sent, kept):
+    assert schemas.author_type(sent) == kept
+    assert schemas.author_type(sent) == kept  # the second time, from the cache of spellings
