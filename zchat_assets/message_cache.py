@@ -99,9 +99,14 @@ class MessageCache:
         except FileNotFoundError:
             return None
         wanted = None if len(protocols) == len(self._chunks[chunk]) else pa.array(sorted(protocols), pa.string())
-        return (group.replace_schema_metadata(None) if wanted is None
-                else group.filter(pc.is_in(group.column("protocol_id"), wanted)).replace_schema_metadata(None)
-                for group in groups)
+
+        def rows() -> Iterator[pa.Table]:
+            for group in groups:
+                if wanted is not None:
+                    group = group.filter(pc.is_in(group.column("protocol_id"), wanted))
+                yield group.replace_schema_metadata(None)
+
+        return rows()
 
     def add(self, table: pa.Table, ended: dict[str, list]) -> None:
         """Stores the messages of ended conversations (`ended`: protocol -> [version, messages])."""

@@ -35,12 +35,12 @@ def walk(get: Callable[[str, dict[str, str]], dict], path: str, params: dict[str
         shape = [r if r.get("id") is None else r.get("id") for r in records]
         if not fresh or shape == previous:
             return
-        previous, count = shape, len(records)
+        previous = shape
         if short and not warned:
             log.warning(f"{request_label(path, {})}: {short} records came for limit={page_size}, and more after "
                         "them: the API caps the page size; every page is read until an empty one.")
             warned = True
-        short = count if count < page_size else None
+        short = len(records) if len(records) < page_size else None
         del records  # a 10,000-record page is ~50 MB of Python objects: the caller's alone from here
         yield fresh
         del fresh
