@@ -398,30 +398,44 @@ def unknown_fields(record: dict, dataset: str) -> dict:
     return _unknown(record, _known_tree(DATASETS[dataset]))
 
 
-def _values(records: list[dict], c: Column) -> list:
+class _Nested:
+    """Each record's object at a path (`customer`, `customer.fields`), worked out once for all the columns
+    under it: a dozen columns share `customer.fields`."""
+
+    def __init__(self, records: list[dict]):
+        self._at: dict[tuple, list] = {(): records}
+
+    def __call__(self, path: tuple) -> list:
+        if path not in self._at:
+            parents, key = self(path[:-1]), path[-1]
+            self._at[path] = [v.get(key) if isinstance(v, dict) else None for v in parents]
+        return self._at[path]
+
+
+def _values(nested: _Nested, c: Column) -> list:
     """The column's value in each record: where the schema nests it (under its key or one of its other
     names), else where a flat record has it."""
-    parents = records
-    for key in c.path[:-1]:
-        parents = [v.get(key) if isinstance(v, dict) else None for v in parents]
+    parents = nested(c.path[:-1])
     values = [v.get(c.path[-1]) if isinstance(v, dict) else None for v in parents]
     for name in c.also:
         values = [v if v is not None else p.get(name) if isinstance(p, dict) else None for v, p in zip(values, parents)]
     if c.flat is None:
         return values
-    flat = (r.get(c.flat) if isinstance(r, dict) else None for r in records)
+    flat = nested((c.flat,))
     return [v if v is not None or isinstance(f, dict) else f for v, f in zip(values, flat)]
 
 
 def _arrow_native(values: list, type_: pa.DataType) -> pa.Array | None:
     """The column through Arrow's own converter when the API sent the column's plain JSON type, which
     gives what the Python coercers give at a fraction of the CPU; None when their rules are needed."""
-    if type_ not in (pa.string(), TS, pa.int64(), pa.float64(), pa.bool_()):
+    if type_ not in (pa.string(), TS, pa.int64(), pa.float64(), pa.bool_(), STR_LIST):
         return None
     try:
         array = pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         return None
+    if type_ == STR_LIST:
+        return _one_string_lists(array)
     if array.type == pa.null():
         return pa.nulls(len(array), type_)
     if type_ in (pa.string(), TS):
@@ -439,8 +453,21 @@ def _arrow_native(values: list, type_: pa.DataType) -> pa.Array | None:
     return array if array.type == type_ else None
 
 
-def _column(c: Column, records: list[dict], dataset: str, zone: tzinfo) -> pa.Array:
-    values = _values(records, c)
+def _one_string_lists(array: pa.Array) -> pa.Array | None:
+    """A customer field sent as plain text (the usual case) as lists of one string, empty for null or "";
+    None when some records sent a list (`to_str_list`)."""
+    if array.type == pa.null():
+        array = array.cast(pa.string())
+    if array.type != pa.string():
+        return None
+    kept = pc.fill_null(pc.not_equal(array, ""), False)
+    ends = pc.cumulative_sum(kept.cast(pa.int32()))
+    offsets = pa.concat_arrays([pa.array([0], pa.int32()), ends])
+    return pa.ListArray.from_arrays(offsets, array.filter(kept), type=STR_LIST)
+
+
+def _column(c: Column, records: list[dict], nested: _Nested, dataset: str, zone: tzinfo) -> pa.Array:
+    values = _values(nested, c)
     if c.canonical is not None:
         values = [c.canonical(v) for v in values]
     native = _arrow_native(values, c.type)
@@ -467,10 +494,10 @@ def to_table(records: Iterable[dict], dataset: str, fixed: dict | None = None, p
     columns = DATASETS[dataset]
     records = list(records)
     n = len(records)
-    arrays = {}
+    arrays, nested = {}, _Nested(records)
     for c in columns:
         if c.path is not None:
-            arrays[c.name] = _column(c, records, dataset, zone)
+            arrays[c.name] = _column(c, records, nested, dataset, zone)
         elif c.name == "extra_json":
             tree = _known_tree(columns)
             extras = (_unknown(record, tree) for record in records)

@@ -41,6 +41,16 @@ def test_numeric_text_is_coerced_and_other_text_refused():
         to_table([{"id": 1, "queued_time": "twelve"}], "history_expanded")
 
 
+@pytest.mark.parametrize("sent", [
+    ["+55 11", None, "", "+55 21"], [None, None], ["a"], [["a@x", "", None], "b@x"], [["a@x"], None], [55, "56"], [],
+])
+def test_a_customer_field_is_the_same_list_whether_arrow_or_python_converts_it(sent):
+    """Plain text goes through Arrow, anything else through `to_str_list`: the lake cannot tell which."""
+    records = [{"id": i, "customer": {"fields": {"channel_phone": value}}} for i, value in enumerate(sent)]
+    column = to_table(records, "history").column("customer_channel_phone")
+    assert column.type == schemas.STR_LIST and column.to_pylist() == [schemas.to_str_list(v) for v in sent]
+
+
 @pytest.mark.parametrize("value,expected", [
     ("2026-11-18T03:06:57Z", datetime(2026, 11, 18, 3, 6, 57, tzinfo=timezone.utc)),
     ("2026-11-18 00:06:57-03:00", datetime(2026, 11, 18, 3, 6, 57, tzinfo=timezone.utc)),
