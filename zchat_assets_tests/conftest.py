@@ -2,6 +2,7 @@
 settings given as values, and Dagster resources pointed at the sandbox."""
 
 import json
+import time
 import urllib.request
 import uuid
 from datetime import datetime, timezone
@@ -54,6 +55,15 @@ def fast_client(sandbox, token: str = TOKEN, **settings) -> ZchatClient:
     options = dict(base_url=sandbox.url, backoff_seconds=0.01, backoff_max_seconds=0.05, min_retry_after=0.01,
                    read_timeout=5.0)
     return ZchatClient(token, ClientSettings(**{**options, **settings}))
+
+
+def eventually(condition, seconds: float = 10.0) -> None:
+    """Waits for a background thread to have done something: `condition()` true within `seconds` (a
+    loaded machine is slow, not wrong), else the test fails."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not true within {seconds:g} s"
+        time.sleep(0.01)
 
 
 def sandbox_stats(sandbox) -> dict:

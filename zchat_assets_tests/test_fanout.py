@@ -8,6 +8,8 @@ import pytest
 
 from zchat_assets.api.fanout import fan_out
 
+from .conftest import eventually
+
 
 class Gone(Exception):
     pass
@@ -84,8 +86,8 @@ def test_a_slow_consumer_holds_the_workers_back(loop):
     time.sleep(0.1)
     assert len(taken) <= 1 + 2 * 4 + 4  # the one consumed, a full queue, one in each worker's hands
     results.close()  # closing early cancels the workers
-    time.sleep(0.05)
-    assert len(taken) <= 1 + 2 * 4 + 4 and not [t for t in asyncio.all_tasks(loop) if not t.done()]
+    eventually(lambda: not [t for t in asyncio.all_tasks(loop) if not t.done()])
+    assert len(taken) <= 1 + 2 * 4 + 4
 
 
 def test_nothing_to_fetch_starts_nothing(loop):
