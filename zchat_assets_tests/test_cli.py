@@ -125,9 +125,11 @@ def test_a_day_outside_the_partitions_and_a_missing_token_get_our_sentence_from_
 
 
 def test_the_sandbox_announces_the_port_it_got_and_refuses_a_busy_one():
+    """Started as a script's background job is (SIGINT ignored on the way in), Ctrl-C still stops it."""
     env = {**os.environ, "ZCHAT_API_TOKEN": TOKEN}
     sandbox = subprocess.Popen([sys.executable, "-m", "zchat_assets.cli", "sandbox", "--port", "0", "--scale", "5"],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         url = re.match(r"Zenvia Chat sandbox on (http://127\.0\.0\.1:(\d+)) ", sandbox.stdout.readline())
         assert url and url[2] != "0"
