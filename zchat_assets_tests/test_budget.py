@@ -69,9 +69,11 @@ def test_a_killed_steps_lease_stops_counting_and_is_deleted(quick):
     instance = dg.DagsterInstance.ephemeral()
     instance.run_storage.set_cursor_values({f"{PREFIX}b1/killed": json.dumps({"beat": 7})})
     parts = Parts()
+    started = time.monotonic()
     with Lease(instance, "b1", parts, {}):
         assert parts.told == [STEP / 2]
         eventually(lambda: parts.told[-1] == STEP)
+        assert time.monotonic() - started >= budget.LEASE_SECONDS
     assert instance.run_storage.get_cursor_values({f"{PREFIX}b1/killed"}) == {}
 
 
