@@ -176,8 +176,9 @@ def run_sandbox(args) -> int:
     except OSError as exc:
         raise ValueError(f"cannot listen on {args.host}:{args.port} ({exc.strerror}): pass --port with a free one "
                          "(0 picks one)") from None
-    # Ctrl-C stops it even when started in the background of a script, which inherits SIGINT ignored.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Ctrl-C or kill stops it even when started in the background of a script, which inherits SIGINT ignored.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.default_int_handler)
     with server, contextlib.suppress(KeyboardInterrupt):
         print(f"Zenvia Chat sandbox on {server.url} (scale {args.scale}/day, seed {args.seed}); it accepts the token "
               f"in {SANDBOX_TOKEN_ENV}. Ctrl-C stops it.", flush=True)

@@ -113,7 +113,7 @@ def to_str_list(value):
     if value is None or value == "":
         return []
     if isinstance(value, list):
-        return [to_str(v) for v in value if v not in (None, "")]
+        return [text for text in map(to_str, value) if text is not None]  # an empty list inside is no text
     return [to_str(value)]
 
 
@@ -398,7 +398,7 @@ def unknown_fields(record: dict, dataset: str) -> dict:
     return _unknown(record, _known_tree(DATASETS[dataset]))
 
 
-class _Nested:
+class _ParentsByPath:
     """Each record's object at a path (`customer`, `customer.fields`), worked out once for all the columns
     under it: a dozen columns share `customer.fields`."""
 
@@ -412,27 +412,30 @@ class _Nested:
         return self._at[path]
 
 
-def _values(nested: _Nested, c: Column) -> list:
+def _values(parents_at: _ParentsByPath, c: Column) -> list:
     """The column's value in each record: where the schema nests it (under its key or one of its other
     names), else where a flat record has it."""
-    parents = nested(c.path[:-1])
+    parents = parents_at(c.path[:-1])
     values = [v.get(c.path[-1]) if isinstance(v, dict) else None for v in parents]
     for name in c.also:
         values = [v if v is not None else p.get(name) if isinstance(p, dict) else None for v, p in zip(values, parents)]
     if c.flat is None:
         return values
-    flat = nested((c.flat,))
+    flat = parents_at((c.flat,))
     return [v if v is not None or isinstance(f, dict) else f for v, f in zip(values, flat)]
 
 
 def _arrow_native(values: list, type_: pa.DataType) -> pa.Array | None:
-    """The column through Arrow's own converter when the API sent the column's plain JSON type, which
-    gives what the Python coercers give at a fraction of the CPU; None when their rules are needed."""
+    """The column through Arrow's own converter when the API sent the column's plain JSON type (text for
+    a list of strings), which gives what the Python coercers give at a fraction of the CPU; None when
+    their rules are needed."""
     if type_ not in (pa.string(), TS, pa.int64(), pa.float64(), pa.bool_(), STR_LIST):
         return None
     try:
         array = pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return None
+    if isinstance(array, pa.ChunkedArray):  # over 2 GB of text in one column: the Python way
         return None
     if type_ == STR_LIST:
         return _one_string_lists(array)
@@ -455,7 +458,7 @@ def _arrow_native(values: list, type_: pa.DataType) -> pa.Array | None:
 
 def _one_string_lists(array: pa.Array) -> pa.Array | None:
     """A customer field sent as plain text (the usual case) as lists of one string, empty for null or "";
-    None when some records sent a list (`to_str_list`)."""
+    None when some record sent anything else, such as a list (`to_str_list` then)."""
     if array.type == pa.null():
         array = array.cast(pa.string())
     if array.type != pa.string():
@@ -466,8 +469,8 @@ def _one_string_lists(array: pa.Array) -> pa.Array | None:
     return pa.ListArray.from_arrays(offsets, array.filter(kept), type=STR_LIST)
 
 
-def _column(c: Column, records: list[dict], nested: _Nested, dataset: str, zone: tzinfo) -> pa.Array:
-    values = _values(nested, c)
+def _column(c: Column, records: list[dict], parents_at: _ParentsByPath, dataset: str, zone: tzinfo) -> pa.Array:
+    values = _values(parents_at, c)
     if c.canonical is not None:
         values = [c.canonical(v) for v in values]
     native = _arrow_native(values, c.type)
@@ -494,10 +497,10 @@ def to_table(records: Iterable[dict], dataset: str, fixed: dict | None = None, p
     columns = DATASETS[dataset]
     records = list(records)
     n = len(records)
-    arrays, nested = {}, _Nested(records)
+    arrays, parents_at = {}, _ParentsByPath(records)
     for c in columns:
         if c.path is not None:
-            arrays[c.name] = _column(c, records, nested, dataset, zone)
+            arrays[c.name] = _column(c, records, parents_at, dataset, zone)
         elif c.name == "extra_json":
             tree = _known_tree(columns)
             extras = (_unknown(record, tree) for record in records)

@@ -49,6 +49,8 @@ def test_a_customer_field_is_the_same_list_whether_arrow_or_python_converts_it(s
     records = [{"id": i, "customer": {"fields": {"channel_phone": value}}} for i, value in enumerate(sent)]
     column = to_table(records, "history").column("customer_channel_phone")
     assert column.type == schemas.STR_LIST and column.to_pylist() == [schemas.to_str_list(v) for v in sent]
+    text_only = all(v is None or isinstance(v, str) for v in sent)
+    assert (schemas._arrow_native(sent, schemas.STR_LIST) is not None) == text_only
 
 
 @pytest.mark.parametrize("value,expected", [
@@ -86,6 +88,7 @@ def test_the_data_dictionary_marks_the_personal_columns_and_no_other():
     (schemas.to_int, "", None), (schemas.to_float, "1.5", 1.5), (schemas.to_float, 2, 2.0),
     (schemas.to_bool, "TRUE", True), (schemas.to_bool, 0, False), (schemas.to_bool, "", None),
     (schemas.to_str_list, "x", ["x"]), (schemas.to_str_list, ["x", ""], ["x"]), (schemas.to_str_list, "", []),
+    (schemas.to_str_list, ["x", [], None], ["x"]),
     (schemas.to_tags, [{"id": 1, "name": "VIP"}, "loose"], [{"id": "1", "name": "VIP"}, {"id": None, "name": "loose"}]),
 ])
 def test_coercers(coerce, value, expected):
