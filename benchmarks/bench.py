@@ -214,8 +214,9 @@ def fetch_day(label: str, scale: int, latency: float, concurrency: int, baseline
             row.bound = requests * latency / concurrency
             step = space.step_seconds("zchat__messages")
             step_bound = counted["by_endpoint"]["messages"] * latency / concurrency
+            step_cpu = space.latest("zchat/messages", 1)[0]["cpu_seconds"]  # the process's, every thread
             row.notes.append(f"whole process {wall / row.bound:.2f} x bound; messages step {step:.1f} s, "
-                             f"{step / step_bound:.2f} x its bound")
+                             f"{step / step_bound:.2f} x its bound, {step_cpu / step:.2f} CPU-s a second")
         rows.append(row)
         if baseline:
             out = space.dir / "sequential"
