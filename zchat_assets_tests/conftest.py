@@ -57,12 +57,12 @@ def fast_client(sandbox, token: str = TOKEN, **settings) -> ZchatClient:
     return ZchatClient(token, ClientSettings(**{**options, **settings}))
 
 
-def eventually(condition, seconds: float = 10.0) -> None:
-    """Waits for a background thread to have done something: `condition()` true within `seconds` (a
-    loaded machine is slow, not wrong), else the test fails."""
+def eventually(condition, seconds: float = 10.0, what: str = "the condition") -> None:
+    """Waits until `condition()` is true (a background thread has acted, a server answers): a loaded machine
+    is slow, not wrong. Fails after `seconds`."""
     deadline = time.monotonic() + seconds
     while not condition():
-        assert time.monotonic() < deadline, f"not true within {seconds:g} s"
+        assert time.monotonic() < deadline, f"{what}: not true within {seconds:g} s"
         time.sleep(0.01)
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import requests
 
+from .conftest import eventually
+
 S3_KEY, S3_SECRET = "zchat-test-access", "zchat-test-secret-key"
 PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 
@@ -45,15 +47,6 @@ def free_port_with_grpc() -> int:
             return port
 
 
-def wait_for(check, what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"{what} did not start within {seconds:.0f} s")
-
-
 class SeaweedS3:
     """`weed server -s3` with one identity; `env` points boto3, s3fs and Dagster's S3 code at it."""
 
@@ -80,7 +73,7 @@ class SeaweedS3:
              "-master.volumeSizeLimitMB=64", "-volume.max=100", "-s3", f"-s3.port={self.port}", f"-s3.config={config}",
              "-s3.port.iceberg=0", "-s3.port.lance=0", "-metricsPort=0"],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(self._answers, "SeaweedFS")
+        eventually(self._answers, 60, "SeaweedFS answering")
         return self
 
     def _answers(self) -> bool:
