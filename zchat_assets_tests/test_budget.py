@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import sqlalchemy
 from dagster._core.instance.ref import InstanceRef
 
 from zchat_assets.assets import budget
@@ -83,11 +84,29 @@ def test_a_newcomer_waits_a_heartbeat_so_that_the_others_slow_down_first(quick, 
         started = time.monotonic()
         with Lease(instance, "b1", Parts(), {}):
             assert time.monotonic() - started >= 2 * budget.HEARTBEAT_SECONDS
-    # Alone: no wait. A long heartbeat tells a wait (4 s) from a busy machine's slow SQLite write.
+    # Alone: no wait (with this heartbeat a wait would be 4 s, well apart from a slow SQLite write).
     monkeypatch.setattr(budget, "HEARTBEAT_SECONDS", 2.0)
     started = time.monotonic()
     with Lease(instance, "b1", Parts(), {}):
         assert time.monotonic() - started < budget.HEARTBEAT_SECONDS
+
+
+def test_a_release_that_meets_a_locked_table_is_tried_again(quick, monkeypatch):
+    """Another step's heartbeat can hold SQLite's table at the moment a step releases its lease: the lease
+    would then count, for nobody, until it runs out, and the next step would wait for it."""
+    instance = dg.DagsterInstance.ephemeral()
+    remove, failures = Leases.remove, []
+
+    def busy_once(self, keys):
+        if not failures:
+            failures.append(keys)
+            raise sqlalchemy.exc.OperationalError("DELETE", {}, Exception("database table is locked"))
+        remove(self, keys)
+
+    monkeypatch.setattr(Leases, "remove", busy_once)
+    with Lease(instance, "b1", Parts(), {}):
+        pass
+    assert failures and Leases(instance, "b1").alive() == set()
 
 
 def messages_run(day: str, home: Path, env: dict) -> subprocess.Popen:

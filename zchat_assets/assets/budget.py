@@ -27,6 +27,7 @@ HEARTBEAT_SECONDS = 1.0
 LEASE_SECONDS = 10.0  # a lease seen unchanged this long is a killed step's
 SENSOR_SHARE = 0.1  # the ongoing sensor's part (it polls a page or two a minute); the steps share the rest
 PREFIX = "zchat/budget/"
+RELEASE_TRIES = 3  # a release lost to a write of another step's heartbeat would leave a lease counting for 10 s
 
 
 class Leases:
@@ -106,12 +107,16 @@ class Lease:
         if self._thread is None:
             return
         self._thread.join()
-        try:
-            self._leases.release(self._holder)
-        except Exception as error:  # the lease runs out by itself: nothing is lost but 10 s of the others' part
-            if self._log is not None:
-                self._log.warning(f"The account's budget lease could not be released ({type(error).__name__}); "
-                                  f"it runs out within {LEASE_SECONDS:g} s.")
+        for attempt in range(RELEASE_TRIES):
+            try:
+                self._leases.release(self._holder)
+                return
+            except Exception as error:  # another step's heartbeat holds the table a moment: try again
+                if attempt + 1 < RELEASE_TRIES:
+                    time.sleep(0.1)
+                elif self._log is not None:  # the lease runs out by itself: nothing is lost but 10 s of the others' part
+                    self._log.warning(f"The account's budget lease could not be released ({type(error).__name__}); "
+                                      f"it runs out within {LEASE_SECONDS:g} s.")
 
     def _renew(self) -> None:
         self._beats += 1
