@@ -46,6 +46,11 @@ def test_the_shipped_account_keeps_the_single_account_keys_and_names(shipped):
     assert set(shipped.resources) == {"zchat_api", "zchat_lake"}
 
 
+def test_loading_keeps_the_component_tree_without_describing_every_installed_component_type(shipped):
+    assert shipped.component_tree is not None
+    assert "plugin_component_types_json" not in (shipped.metadata or {})  # load_from_defs_folder's catalogue
+
+
 def test_the_token_is_read_from_the_environment_not_stored_in_config(monkeypatch):
     monkeypatch.setenv("ZCHAT_API_TOKEN", "a-secret")
     api = definitions.defs().resources["zchat_api"]
