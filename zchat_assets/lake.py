@@ -31,11 +31,6 @@ from fsspec.implementations.local import LocalFileSystem
 from . import provenance
 from .changes import Changes, against_published
 
-# Arrow's default allocator (mimalloc) keeps freed pages for reuse. Tables here are short-lived
-# batches, so the system allocator keeps a materialization's peak memory about 40 MB lower at the
-# same CPU (measured with the benchmark). Set once, for the process that imports the lake.
-pa.set_memory_pool(pa.system_memory_pool())
-
 STAGING = "_staging"
 QUARANTINE = "_quarantine"
 ORIGINS = "_origins"

@@ -235,3 +235,19 @@ def test_the_root_dagster_yaml_keeps_the_instance_in_its_home_wherever_dagster_r
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
         assert dg.materialize([one], instance=instance).success
     assert list(elsewhere.iterdir()) == [] and any(p.suffix == ".db" for p in home.rglob("*"))
+
+
+@pytest.mark.parametrize("chosen,used", [(None, "system"), ("mimalloc", "mimalloc")])
+def test_arrow_allocates_from_the_system_allocator_everywhere_unless_the_user_chose_another(tmp_path, chosen, used):
+    """Arrow's C++ code (Parquet, datasets, sorting) takes the pool the process started with, not the
+    one Python sets later: the choice has to be made before pyarrow is first imported."""
+    program = ("import zchat_assets.definitions, pyarrow as pa, pyarrow.dataset as ds, pyarrow.parquet as pq\n"
+               f"pq.write_table(pa.table({{'a': [str(i) * 20 for i in range(50_000)]}}), {str(tmp_path / 'x.parquet')!r})\n"
+               f"ds.dataset({str(tmp_path)!r}).to_table().sort_by('a')\n"
+               "pools = {p.backend_name: p.max_memory() for p in (pa.system_memory_pool(), pa.mimalloc_memory_pool())}\n"
+               "print(pa.default_memory_pool().backend_name, [name for name, peak in pools.items() if peak])")
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if chosen:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = chosen
+    out = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split(maxsplit=1) == [used, f"['{used}']\n"]
