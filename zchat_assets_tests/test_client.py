@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 
 from zchat_assets.api import ClientSettings, ConfigError, ZchatClient
+from zchat_assets.api.settings import PAGE_SIZE
 from zchat_assets.sandbox import SandboxApp, SandboxServer
 
 from .conftest import DAY, TOKEN, WINDOW, fast_client, make_world, sandbox_stats
@@ -31,8 +32,8 @@ def test_a_server_that_caps_the_page_size_is_read_whole_and_said_so(caplog):
     assert ids == [ix.protocol for ix in world.between(*world.local_bounds(date.fromisoformat(DAY)))]
     assert len(ids) == 250 and c.stats.pages == 4  # 100, 100, 50, then the empty page
     assert [r.message for r in caplog.records].count(
-        "GET /api/ms/external/history: 100 records came for limit=10000, and more after them: the API caps the page "
-        "size; every page is read until an empty one.") == 1
+        f"GET /api/ms/external/history: 100 records came for limit={PAGE_SIZE}, and more after them: the API caps the "
+        "page size; every page is read until an empty one.") == 1
 
 
 def test_last_page_exactly_limit_long_stops_on_the_empty_page(sandbox):
