@@ -71,6 +71,15 @@ def test_assets_carry_a_code_version_and_a_freshness_policy():
             assert spec.code_version and spec.freshness_policy is not None, spec.key
 
 
+def test_an_account_builds_its_freshness_policy_once(monkeypatch):
+    """Dagster checks every policy it builds against a thousand ticks of its cron: once per account, not once
+    per asset, or the code location's load grows with the assets of every account."""
+    built = []
+    cron = dg.FreshnessPolicy.cron
+    monkeypatch.setattr(dg.FreshnessPolicy, "cron", lambda *a, **k: built.append(1) or cron(*a, **k))
+    assert len(daily_assets(account_defs())) == 9 and len(built) == 1
+
+
 def test_a_day_with_interactions_still_going_on_is_fetched_again_until_they_end(tmp_path):
     """Older than the look-back, it is fetched again by the look-back schedule, one run of its own, until
     its interactions have ended (or it is older than open_days_max)."""
