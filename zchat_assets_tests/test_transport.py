@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from aiohttp.client_reqrep import ConnectionKey
 
-from zchat_assets.api.transport import Answer, Failure, Transport, failure, setup_problem
+from zchat_assets.api.transport import Answer, Failure, Transport, _tls, failure, setup_problem
 
 from .conftest import TOKEN
 
@@ -57,6 +57,13 @@ def test_a_refused_port_is_a_set_up_problem_named_without_the_token():
     answer = exchange(url)
     assert isinstance(answer, Failure) and answer.setup_problem.startswith("The connection was refused")
     assert TOKEN not in answer.reason
+
+
+def test_what_https_trusts_is_built_once_per_bundle_not_once_per_client():
+    """Loading a CA bundle takes 16 ms: a fleet's step opens a client for every account."""
+    certifi_bundle = _tls(True)
+    assert isinstance(certifi_bundle, ssl.SSLContext) and _tls(True) is certifi_bundle
+    assert _tls(False) is False
 
 
 KEY = ConnectionKey(host="zchat.invalid", port=443, is_ssl=True, ssl=True, proxy=None, proxy_auth=None,
