@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from .api import ApiUnavailableError, AuthError, ConfigError, GoneError, ZchatClient, ZchatError
 from .api.errors import missing_token
-from .api.vendor import AUTHOR_TYPES, MAX_PAGE_SIZE, QUEUE_STATES
+from .api.vendor import AUTHOR_TYPES, QUEUE_STATES
 from .assets.partitions import day_window
 from .schemas import DATASETS, SchemaError, author_type, messages_table, to_table, unknown_fields
 from .settings import AccountSettings
@@ -70,7 +70,7 @@ def run(settings: AccountSettings, environ: Mapping[str, str], out=print) -> int
             return 2
         report.ok(f"token accepted, base URL and TLS fine; yesterday ({day.key}) asked in {day.offset}")
         try:
-            _check(report, client, day, lines)
+            _check(report, client, day, lines, settings.page_size)
         except ZchatError as exc:
             report.act(f"an endpoint failed: {exc}")
         _latency(report, client)
@@ -80,7 +80,7 @@ def run(settings: AccountSettings, environ: Mapping[str, str], out=print) -> int
     return 1 if report.to_act else 0
 
 
-def _check(report: Report, client: ZchatClient, day, lines: list[dict]) -> None:
+def _check(report: Report, client: ZchatClient, day, lines: list[dict], page_size: int) -> None:
     _shape(report, "report_by_period", lines)
     averages = [v for line in lines for k, v in line.items() if k.startswith("tm") and isinstance(v, float)]
     if any(v != round(v) for v in averages):
@@ -91,7 +91,7 @@ def _check(report: Report, client: ZchatClient, day, lines: list[dict]) -> None:
     second = client.get("history", {**window, "limit": str(SAMPLE), "page": "2"})["data"]
     _shape(report, "history", first)
     _paging(report, first, second)
-    _page_cap(report, client, window)
+    _page_cap(report, client, window, page_size)
     expanded = client.get("history/expanded", {**window, "limit": str(2 * PROTOCOLS), "page": "1"})["data"]
     _shape(report, "history_expanded", expanded)
     _timestamps(report, first + expanded, day.offset)
@@ -145,12 +145,12 @@ def _paging(report: Report, first: list[dict], second: list[dict]) -> None:
         report.note("history: records without an id: kept, and flagged by protocol_id_unique")
 
 
-def _page_cap(report: Report, client: ZchatClient, window: dict) -> None:
-    """Whether the API answers the pages as large as the pipeline asks (the document says up to 10,000)."""
-    asked = {**window, "limit": str(MAX_PAGE_SIZE)}
+def _page_cap(report: Report, client: ZchatClient, window: dict, page_size: int) -> None:
+    """Whether the API answers pages as large as the account's runs ask (`page_size`)."""
+    asked = {**window, "limit": str(page_size)}
     full = client.get("history", {**asked, "page": "1"})["data"]
-    if len(full) < MAX_PAGE_SIZE and full and client.get("history", {**asked, "page": "2"})["data"]:
-        report.note(f"history: the API caps a page at {len(full)} records (limit={MAX_PAGE_SIZE} asked): read whole "
+    if len(full) < page_size and full and client.get("history", {**asked, "page": "2"})["data"]:
+        report.note(f"history: the API caps a page at {len(full)} records (limit={page_size} asked): read whole "
                     "all the same, one page at a time until an empty one")
 
 

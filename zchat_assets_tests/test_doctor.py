@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from zchat_assets import doctor
+from zchat_assets.api.settings import PAGE_SIZE
 from zchat_assets.sandbox import DIALECTS, SandboxApp, SandboxServer, World
 from zchat_assets.settings import from_environment
 
@@ -133,4 +134,11 @@ def test_a_message_shape_that_would_leave_columns_empty_is_reported(message, fin
 def test_a_server_that_caps_the_page_size_is_noted():
     with SandboxServer(SandboxApp(busy_world(scale=300), TOKEN, page_cap=100)) as server:
         status, report = diagnose(server.url)
-    assert status == 0 and "note  history: the API caps a page at 100 records (limit=10000 asked)" in report
+    assert status == 0 and f"note  history: the API caps a page at 100 records (limit={PAGE_SIZE} asked)" in report
+
+
+def test_a_cap_above_the_page_size_the_runs_ask_for_is_not_noted():
+    """Days long enough for a second page of 10,000: asked for that, the API would have seemed to cap its pages."""
+    with SandboxServer(SandboxApp(busy_world(scale=2 * PAGE_SIZE + 1_000), TOKEN, page_cap=PAGE_SIZE + 1)) as server:
+        status, report = diagnose(server.url)
+    assert status == 0 and "caps a page" not in report

@@ -19,7 +19,7 @@ MAX_CONCURRENCY = 256
 # Half the largest page the document allows: a page of 10,000 expanded records is 45 MB of Python objects
 # on its way to Arrow, which set a busy day's peak; pages of 5,000 cost one request more a walk per
 # 10,000 interactions of the day (docs/performance.md).
-PAGE_SIZE = 5_000
+PAGE_SIZE = MAX_PAGE_SIZE // 2
 
 
 class ClientSettings(BaseModel):
@@ -43,8 +43,8 @@ class ClientSettings(BaseModel):
     min_retry_after: float = Field(default=1.0, ge=0, description="Shortest wait after HTTP 429, whatever Retry-After says.")
     max_throttle_waits: int = Field(default=30, ge=0, description="HTTP 429 answers one request may wait through.")
     page_size: int = Field(default=PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE,
-                           description="Records per page of history and ongoing (up to 10,000; larger pages, fewer "
-                                       "requests, more memory).")
+                           description=f"Records per page of history and ongoing (up to {MAX_PAGE_SIZE:,}: larger "
+                                       "pages, fewer requests, more memory).")
 
     @field_validator("base_url")
     @classmethod
