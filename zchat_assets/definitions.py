@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
+from dagster._utils.warnings import suppress_dagster_warnings
 
 from .assets import LAKES
 from .settings import SettingsError
@@ -31,15 +32,14 @@ def defs() -> dg.Definitions:
     return dg.Definitions.merge(accounts, dg.Definitions(executor=dg.in_process_executor))
 
 
+@suppress_dagster_warnings  # as load_from_defs_folder is
 def load_accounts() -> dg.Definitions:
-    """The components under defs/, as `load_from_defs_folder` builds them but without the catalogue of every
-    component type installed (the UI's add-a-component form, which this project does not use): building it
-    imports and describes every Dagster integration present, 0.3 s and 12 MB at every start of a run."""
+    """The components under defs/, as `load_from_defs_folder` builds them but without what the UI's
+    add-a-component form needs, which this project does not use: the catalogue of every component type
+    installed (building it imports and describes every Dagster integration present, 0.3 s and 12 MB at every
+    start of a run) and the components added through that form."""
     tree = dg.ComponentTree.for_project(path_within_project=Path(__file__).parent)
-    with warnings.catch_warnings():  # the components' own preview and beta notices, as load_from_defs_folder does
-        warnings.simplefilter("ignore", dg.PreviewWarning)
-        warnings.simplefilter("ignore", dg.BetaWarning)
-        return dg.Definitions.merge(tree.build_defs(tree.defs_module_path), dg.Definitions(component_tree=tree))
+    return dg.Definitions.merge(tree.build_defs(tree.defs_module_path), dg.Definitions(component_tree=tree))
 
 
 def check_lakes(metadata: Mapping) -> None:

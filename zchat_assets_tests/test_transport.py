@@ -2,10 +2,13 @@
 mistakes told apart from faults of the moment."""
 
 import asyncio
+import os
 import socket
 import ssl
+from pathlib import Path
 
 import aiohttp
+import certifi
 import pytest
 from aiohttp.client_reqrep import ConnectionKey
 
@@ -59,11 +62,17 @@ def test_a_refused_port_is_a_set_up_problem_named_without_the_token():
     assert TOKEN not in answer.reason
 
 
-def test_what_https_trusts_is_built_once_per_bundle_not_once_per_client():
+def test_what_https_trusts_is_built_once_per_bundle_until_the_bundle_changes(tmp_path):
     """Loading a CA bundle takes 16 ms: a fleet's step opens a client for every account."""
     certifi_bundle = _tls(True)
     assert isinstance(certifi_bundle, ssl.SSLContext) and _tls(True) is certifi_bundle
     assert _tls(False) is False
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text(Path(certifi.where()).read_text())
+    first = _tls(str(bundle))
+    assert _tls(str(bundle)) is first
+    os.utime(bundle, ns=(0, bundle.stat().st_mtime_ns + 1_000_000_000))  # replaced in place
+    assert _tls(str(bundle)) is not first
 
 
 KEY = ConnectionKey(host="zchat.invalid", port=443, is_ssl=True, ssl=True, proxy=None, proxy_auth=None,

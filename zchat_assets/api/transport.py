@@ -87,13 +87,18 @@ class Transport:
             await self._session.close()
 
 
-@functools.cache
 def _tls(verify: bool | str) -> ssl.SSLContext | bool:
-    """What https trusts: `REQUESTS_CA_BUNDLE` (a file or a folder), else certifi's bundle, as `requests` does.
-    Built once per bundle in a process (16 ms each), not once per client: a fleet's step opens one per account."""
+    """What https trusts: `REQUESTS_CA_BUNDLE` (a file or a folder), else certifi's bundle, as `requests` does."""
     if verify is False:
         return False
     bundle = certifi.where() if verify is True else verify
+    return _trusting(bundle, os.stat(bundle).st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _trusting(bundle: str, changed: int) -> ssl.SSLContext:
+    """Built once per bundle and version of it (16 ms each), not once per client: a fleet's step opens one
+    per account, and a code server that runs for weeks still sees a bundle replaced in place."""
     return ssl.create_default_context(**({"capath": bundle} if os.path.isdir(bundle) else {"cafile": bundle}))
 
 
