@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from zchat_assets.api.fanout import fan_out
+from zchat_assets.api.fanout import Feed, fan_out
 
 from .conftest import eventually
 
@@ -88,3 +88,42 @@ def test_a_slow_consumer_holds_the_workers_back(loop):
 
 def test_nothing_to_fetch_starts_nothing(loop):
     assert list(fan_out(lambda item: item, [], 64, loop)) == []
+
+
+def test_a_feed_filled_while_the_requests_run_gives_every_item_once_and_never_stalls_the_loop(loop):
+    """Items put from another thread while the workers wait: those in flight go on answering meanwhile."""
+    feed, answered, while_empty = Feed(), [], []
+
+    async def fetch(item):
+        await asyncio.sleep(0.01 if item == 0 else 0)
+        answered.append(item)
+        return item
+
+    def fill():
+        feed.put([0])
+        time.sleep(0.2)  # the feed is empty while 0 is in flight: 0 still answers
+        while_empty.extend(answered)
+        for start in range(1, 100, 33):
+            feed.put(range(start, start + 33))
+            time.sleep(0.01)
+        feed.close()
+
+    filler = threading.Thread(target=fill)
+    filler.start()
+    got = dict(fan_out(fetch, feed, 4, loop))
+    filler.join()
+    assert while_empty == [0] and got == {i: i for i in range(100)}
+
+
+def test_a_closed_feed_ends_the_fan_out_and_one_closed_at_once_starts_nothing(loop):
+    empty = Feed()
+    empty.close()
+    assert list(fan_out(lambda item: item, empty, 8, loop)) == []
+    feed = Feed()
+    feed.put("abc")
+    feed.close()
+
+    async def fetch(item):
+        return item.upper()
+
+    assert dict(fan_out(fetch, feed, 8, loop)) == {"a": "A", "b": "B", "c": "C"}

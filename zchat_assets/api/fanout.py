@@ -5,34 +5,87 @@ Results wait in a queue of at most twice the workers: a worker holds its next re
 has taken one, so memory stays proportional to the workers, not to the day, whatever the consumer's
 pace. An exception of the kinds the caller names (`passed`) is a result like any other (a purged
 conversation does not stop the others); any other stops the workers and is raised to the caller.
+
+The items are an iterable known in advance, or a `Feed` that another thread fills while the requests
+run (the protocols of each history page as it is read).
 """
 
 from __future__ import annotations
 
 import asyncio
 import queue
+import threading
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sized
 from typing import TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+_END = object()
 
 
-def fan_out(fetch: Callable[[Item], Awaitable[Result]], items: Iterable[Item], workers: int,
+class Feed:
+    """Items that arrive while a fan-out runs: `put` them from any thread, then `close`. The workers wait
+    for the next item on the event loop, never blocking it (other requests are in flight)."""
+
+    def __init__(self):
+        self._items: deque = deque()
+        self._closed = False
+        self._lock = threading.Lock()
+        self._ready = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def put(self, items: Iterable) -> None:
+        with self._lock:
+            self._items.extend(items)
+            loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._ready.set)
+
+    def close(self) -> None:
+        """No more items: the workers end once the ones put are done."""
+        with self._lock:
+            self._closed = True
+        self.put(())
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            self._loop = loop
+
+    async def take(self):
+        """The next item, or _END once closed and empty."""
+        while True:
+            with self._lock:
+                if self._items:
+                    return self._items.popleft()
+                if self._closed:
+                    return _END
+                self._ready.clear()  # a put after this sets it again
+            await self._ready.wait()
+
+
+def fan_out(fetch: Callable[[Item], Awaitable[Result]], items: Iterable[Item] | Feed, workers: int,
             loop: asyncio.AbstractEventLoop,
             passed: tuple[type[BaseException], ...] = ()) -> Iterator[tuple[Item, Result | BaseException]]:
     """(item, await fetch(item)) pairs in completion order, `workers` at a time on `loop`; closing the
     iterator early cancels what is in flight."""
-    source = iter(items)
     results: queue.SimpleQueue = queue.SimpleQueue()
-    finished = object()
+    finished = _END
     running = min(workers, len(items)) if isinstance(items, Sized) else workers
     if not running:
         return
+    if isinstance(items, Feed):
+        items.bind(loop)
+        take = items.take
+    else:
+        source = iter(items)
+
+        async def take():
+            return next(source, finished)
 
     async def work(room: asyncio.Semaphore) -> None:
         try:
-            while (item := next(source, finished)) is not finished:
+            while (item := await take()) is not finished:
                 try:
                     result = await fetch(item)
                 except passed as exc:
