@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import gaps as gap_records
+from . import gaps as gap_records, provenance
 from .day_messages import BUILT_FROM, EXPANDED_COLUMNS, fingerprint
 from .erasure import (CACHE, COLUMNS, MESSAGES, Erasures, ErasureError, Record, Subject, canonical, folder, now,
                       record_id, records, secret, spellings)
@@ -28,6 +28,8 @@ from .privacy import Privacy
 # Messages before the expanded history: a messages day names the version of the history it was fetched for,
 # which an erasure that deletes changes; done in this order, a run killed between the two leaves them matching.
 DATASETS = (MESSAGES, CACHE, "history_expanded", "history", "conversations", "ongoing")
+# Footer keys a rewrite sets afresh: Arrow's own copy of the schema, and the file's provenance (`rewrite_file`).
+FOOTER_ONLY = (b"ARROW:schema", provenance.KEY)
 TYPED = ("phone", "document", "email")  # what a customer may type into a message
 STALE_STAGING_SECONDS = 600  # staging files untouched this long belong to killed runs, and may hold the subject
 
@@ -163,7 +165,7 @@ def rewrite(lake: Lake, erasures: Erasures, outcome: Outcome, dry_run: bool) -> 
                 if not rows:
                     continue
                 outcome.add(dataset, day, rows)
-                metadata = dict(table.schema.metadata or {})
+                metadata = {k: v for k, v in lake.file_metadata(path).items() if k not in FOOTER_ONLY}
                 if dataset in (MESSAGES, CACHE):
                     gone = set(table.column("protocol_id").to_pylist()) - set(erased.column("protocol_id").to_pylist())
                     removed[day] |= gone

@@ -85,6 +85,7 @@ class PartitionWriter:
         self.erasures = lake.erasures.version if lake.erasures else None  # the erasures this day was written under
         self.rows = 0
         self.provenance: dict | None = None  # written into the footer when the file is finished
+        self.footer: dict[bytes, bytes] = {}  # more of the footer's key-value metadata, known only at the end
         self.result: WrittenPartition | None = None  # set once the day is published
         self.checks: dict = {}  # the audit's verdicts on the staged day
         self.sample = schema.empty_table()  # the first rows written, for previews
@@ -119,9 +120,12 @@ class PartitionWriter:
         if self._writer is None and self._handle is None:
             self.write(self.schema.empty_table())
         if self._writer is not None:
+            footer = dict(self.footer)
             if self._lake.provenance is not None:
                 self.provenance = self._lake.provenance(self.schema, self.rows)
-                self._writer.add_key_value_metadata({provenance.KEY: provenance.encoded(self.provenance)})
+                footer[provenance.KEY] = provenance.encoded(self.provenance)
+            if footer:
+                self._writer.add_key_value_metadata(footer)
             self._writer.close()
             self._handle.close()
             self._writer = None
@@ -206,7 +210,7 @@ class Lake:
             if writer.provenance is not None:
                 writer.provenance["rows"] = erased.num_rows
             with self.fs.open(writer.path, "wb") as handle:
-                _write(handle, erased, writer.provenance)
+                _write(handle, erased, writer.provenance, writer.footer)
             writer.rows, writer.sample = erased.num_rows, erased.slice(0, SAMPLE_ROWS)
 
     def write_partition(self, dataset: str, day: str, table: pa.Table,
@@ -345,9 +349,10 @@ class Lake:
         return groups()
 
     def file_metadata(self, relative_path: str) -> dict[bytes, bytes]:
-        """The key-value metadata of one Parquet file (read from its footer only)."""
+        """The key-value metadata of one Parquet file, read from its footer only: the Arrow schema's, and what
+        was added as the file was finished (`PartitionWriter.footer`, the provenance)."""
         with self.fs.open(f"{self.root}/{relative_path}", "rb") as handle:
-            return pq.read_schema(handle).metadata or {}
+            return pq.read_metadata(handle).metadata or {}
 
     def files(self, dataset: str, day: str) -> list[str]:
         """Paths below the lake root of a day's Parquet files, in name order; [] when the day is absent."""
@@ -459,12 +464,13 @@ class Lake:
         return Origin(recorded.get("account"), recorded.get("host"), recorded.get("timezone"))
 
 
-def _write(handle, table: pa.Table, stamp: dict | None) -> None:
-    """One Parquet file, with its provenance in the footer's key-value metadata when there is one."""
+def _write(handle, table: pa.Table, stamp: dict | None, footer: dict[bytes, bytes] | None = None) -> None:
+    """One Parquet file, with its provenance (when there is one) and `footer` in the footer's key-value metadata."""
+    footer = {**(footer or {}), **({provenance.KEY: provenance.encoded(stamp)} if stamp is not None else {})}
     with pq.ParquetWriter(handle, table.schema, compression="zstd") as writer:
         writer.write_table(table)
-        if stamp is not None:
-            writer.add_key_value_metadata({provenance.KEY: provenance.encoded(stamp)})
+        if footer:
+            writer.add_key_value_metadata(footer)
 
 
 def _now() -> str:

@@ -232,8 +232,11 @@ def test_a_day_being_written_when_an_erasure_is_recorded_is_published_without_th
     writer_lake.erasures = Erasures(writer_lake, privacy)
     with writer_lake.replace_partition("history", DAY, dataset_schema("history")) as writer:
         writer.write(to_table(records, "history"))
+        writer.footer[b"zchat.test"] = b"kept"  # what the writer adds to the footer at the end stays too
         erase(Lake(str(tmp_path / "lake")), privacy, "phone", "(11) 91234-5678", log=lambda _: None)
-    day = Lake(str(tmp_path / "lake")).read("history", DAY).sort_by("protocol_id").to_pylist()
+    published = Lake(str(tmp_path / "lake"))
+    assert published.file_metadata(published.files("history", DAY)[0])[b"zchat.test"] == b"kept"
+    day = published.read("history", DAY).sort_by("protocol_id").to_pylist()
     assert [r["customer_id"] for r in day] == [None, "c-2"]
     assert day[0]["customer_main_identifier"] is None and day[0]["customer_channel_phone"] == []
     assert day[1]["customer_main_identifier"] == "Bia Lima"
