@@ -147,14 +147,6 @@ class Workspace:
         return (span, sum(m["seconds"].value for m in days),
                 sum(m["cpu_seconds"].value for m in days if "cpu_seconds" in m))
 
-    def step_seconds(self, step: str) -> float:
-        """How long one step of the latest run took (`zchat__messages`), from Dagster's records."""
-        from dagster import DagsterInstance
-
-        with DagsterInstance.from_config(str(self.dir / "home")) as instance:
-            stats = instance.get_run_step_stats(instance.get_runs(limit=1)[0].run_id)
-        return next(s.end_time - s.start_time for s in stats if s.step_key == step)
-
     def latest(self, asset: str, count: int) -> list[dict]:
         """The metadata of the asset's latest `count` materializations, as plain values, newest first."""
         from dagster import AssetKey, DagsterInstance
@@ -212,11 +204,11 @@ def fetch_day(label: str, scale: int, latency: float, concurrency: int, baseline
             row.notes.append(f"the sandbox's {1000 * (after - before) / requests:.2f} ms/req")
         if latency:
             row.bound = requests * latency / concurrency
-            step = space.step_seconds("zchat__messages")
-            step_bound = counted["by_endpoint"]["messages"] * latency / concurrency
-            step_cpu = space.latest("zchat/messages", 1)[0]["cpu_seconds"]  # the process's, every thread
-            row.notes.append(f"whole process {wall / row.bound:.2f} x bound; messages step {step:.1f} s, "
-                             f"{step / step_bound:.2f} x its bound, {step_cpu / step:.2f} CPU-s a second")
+            messages = space.latest("zchat/messages", 1)[0]  # the day's own figures
+            own, own_bound = messages["seconds"], counted["by_endpoint"]["messages"] * latency / concurrency
+            row.notes.append(f"whole process {wall / row.bound:.2f} x bound; messages {own:.1f} s, "
+                             f"{own / own_bound:.2f} x their bound, {messages['cpu_seconds'] / own:.2f} CPU-s a "
+                             "second (the process's, every thread)")
         rows.append(row)
         if baseline:
             out = space.dir / "sequential"

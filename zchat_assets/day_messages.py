@@ -1,9 +1,10 @@
 """One day's messages on their way into the lake: the single owner of the cache, the partition and the checks.
 
-`DayMessages` is opened with the day's expanded history (each protocol's `messages` counter and end
-time, both None while unfinished). It writes the conversations the message cache can give, says which protocols are
-left to fetch, takes fetched `(protocol, messages)` pairs, and writes them in batches of
-`flush_messages` messages or `flush_seconds`, whichever comes first. Each batch goes to the day's
+`DayMessages` takes the day's expanded history (each protocol's `messages` counter and end time, both
+None while unfinished), whole or a page at a time as it is read (`take`), and says which of its protocols
+the message cache cannot give, to fetch. It takes fetched `(protocol, messages)` pairs meanwhile, and
+writes them in batches of `flush_messages` messages or `flush_seconds`, whichever comes first; then the
+conversations the cache gives (`from_cache`). Each batch goes to the day's
 partition and, for the conversations that had ended, to the cache at the same moment, so an
 interrupted run loses at most one batch of work (and a failing one caches its last batch too). A
 finished conversation short of its counter is held back until it is asked again (`short`): still
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import threading
 import time
 from contextlib import suppress
 from datetime import datetime, timezone
@@ -69,16 +71,18 @@ def versions(expanded: pa.Table) -> dict[str, str | None]:
 
 
 class DayMessages:
-    def __init__(self, lake: Lake, day: str, expanded: pa.Table, privacy: Privacy, *,
+    def __init__(self, lake: Lake, day: str, privacy: Privacy, *,
                  flush_messages: int = FLUSH_MESSAGES, flush_seconds: float = FLUSH_SECONDS):
         self._lake, self._day, self._privacy = lake, day, privacy
-        self._expected, self._ends = expected_counts(expanded), versions(expanded)
-        self._schema = dataset_schema(DATASET).with_metadata({BUILT_FROM: fingerprint(expanded).encode()})
+        self._expected: dict[str, int | None] = {}
+        self._ends: dict[str, str | None] = {}
+        self._built_from: str | None = None
         self._flush_messages, self._flush_seconds = flush_messages, flush_seconds
         self._cache = MessageCache(lake, day, privacy)
-        self.cached = self._cache.usable(self._ends)  # protocol -> chunk
-        self.to_fetch = [p for p in self._expected if p not in self.cached]
-        self.fetched = {p: self._cache.stored(p, chunk) for p, chunk in self.cached.items()}  # protocol -> messages
+        self._lock = threading.Lock()  # `take` may run in the thread reading the pages, beside `add`
+        self.cached: dict[str, str] = {}  # protocol -> chunk
+        self.to_fetch: list[str] = []
+        self.fetched: dict[str, int] = {}  # protocol -> messages
         self.written: WrittenPartition | None = None
         self.checks: dict[str, Check] = {}
         self.gaps: dict[str, Gap] = {}
@@ -89,22 +93,44 @@ class DayMessages:
         self._since = time.monotonic()
 
     def __enter__(self) -> DayMessages:
-        self._replace = self._lake.replace_partition(DATASET, self._day, self._schema, self._audit)
+        self._replace = self._lake.replace_partition(DATASET, self._day, dataset_schema(DATASET), self._audit)
         self._writer = self._replace.__enter__()
-        try:
-            for chunk, protocols in self._cache.by_chunk(self.cached).items():
-                groups = self._cache.read(chunk, protocols)
-                if groups is None:  # pruned meanwhile by another run of the same day: fetch those again
-                    for protocol in protocols:
-                        del self.cached[protocol], self.fetched[protocol]
-                    self.to_fetch.extend(sorted(protocols))
-                    continue
-                for table in groups:
-                    self._writer.write(table)
-        except BaseException:
-            self._replace.__exit__(*sys.exc_info())  # the staged day is removed, the old one stays
-            raise
         return self
+
+    def take(self, expanded: pa.Table) -> list[str]:
+        """Takes the expanded history, or one page of it; returns its protocols the cache cannot give, to fetch.
+        A protocol already taken is not taken again."""
+        expected, ends = expected_counts(expanded), versions(expanded)
+        with self._lock:
+            new = [p for p in expected if p not in self._expected]
+            self._expected.update((p, expected[p]) for p in new)
+            self._ends.update((p, ends[p]) for p in new)
+            cached = self._cache.usable({p: ends[p] for p in new})
+            self.cached.update(cached)
+            self.fetched.update((p, self._cache.stored(p, chunk)) for p, chunk in cached.items())
+            fetch = [p for p in new if p not in cached]
+            self.to_fetch.extend(fetch)
+        return fetch
+
+    def fetched_for(self, expanded: pa.Table) -> None:
+        """Names the version of the expanded history these messages are for, in the day's footer (`fingerprint`)."""
+        self._built_from = fingerprint(expanded)
+
+    def from_cache(self) -> list[str]:
+        """Writes the conversations the cache gives, once every protocol is taken; returns those to fetch after
+        all (another run of the same day pruned their chunk meanwhile)."""
+        again: list[str] = []
+        for chunk, protocols in self._cache.by_chunk(self.cached).items():
+            groups = self._cache.read(chunk, protocols)
+            if groups is None:
+                for protocol in protocols:
+                    del self.cached[protocol], self.fetched[protocol]
+                again.extend(sorted(protocols))
+                continue
+            for table in groups:
+                self._writer.write(table)
+        self.to_fetch.extend(again)
+        return again
 
     def add(self, protocol_id: str, items: list[dict] | GoneError) -> None:
         """A protocol's messages as the API answered; the second answer of one held back as short settles it."""
@@ -145,6 +171,8 @@ class DayMessages:
                 self._batch.append((protocol_id, items))
             self._flush()
             self._keep_published()
+            if self._built_from is not None:
+                self._writer.footer[BUILT_FROM] = self._built_from.encode()
         except BaseException:
             self._replace.__exit__(*sys.exc_info())
             raise
@@ -201,7 +229,8 @@ class DayMessages:
             ended_table = table.filter(pc.is_in(table.column("protocol_id"), pa.array(list(ended), pa.string())))
         else:
             ended_table = table
-        self._cache.add(ended_table, ended)
+        with self._lock:  # `take` reads the cache's chunks
+            self._cache.add(ended_table, ended)
         if to_day:
             self._writer.write(table)
         self._batch, self._batch_size, self._since = [], 0, time.monotonic()

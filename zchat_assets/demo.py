@@ -29,7 +29,7 @@ def run(account: AccountSettings, instance: dg.DagsterInstance, first: str, last
     )
     seconds = time.monotonic() - started
     written = {key: {e.partition for e in result.get_asset_materialization_events()
-                     if e.asset_key == key and e.partition} for key in (a.key for a in daily)}
+                     if e.asset_key == key and e.partition} for a in daily for key in a.keys}
     print("\nWhat this run wrote:")
     print(summary(lake, written))
     checks = result.get_asset_check_evaluations()

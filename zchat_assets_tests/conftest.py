@@ -72,8 +72,27 @@ def sandbox_stats(sandbox) -> dict:
         return json.loads(answer.read())
 
 
-def only(*names: str, assets=DAILY) -> list[dg.AssetsDefinition]:
-    return [a for a in assets if a.key.path[-1] in names]
+class Pick(list):
+    """Definitions, and which of their assets to materialize: a step holding several datasets (the
+    interactions) is given whole, with only some of its assets selected."""
+
+    selection: list[dg.AssetKey]
+
+
+def only(*names: str, assets=DAILY) -> Pick:
+    pick = Pick(a for a in assets if any(k.path[-1] in names for k in a.keys))
+    pick.selection = [k for a in pick for k in a.keys if k.path[-1] in names]
+    return pick
+
+
+def materialized(result: dg.ExecuteInProcessResult, dataset: str) -> list[dg.AssetMaterialization]:
+    """The run's materializations of one dataset, whichever step made them."""
+    return [e.materialization for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == dataset]
+
+
+def materialize_some(assets, **kwargs) -> dg.ExecuteInProcessResult:
+    """`dg.materialize` of definitions, or of `only`'s pick of them."""
+    return dg.materialize(list(assets), selection=getattr(assets, "selection", None), **kwargs)
 
 
 def fast_api(url: str, **overrides) -> ZchatApi:

@@ -14,14 +14,14 @@ from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer, parse_faults
 from zchat_assets.settings import named
 
-from .conftest import ALL, DAILY, DAY, TOKEN, daily_assets, fast_api, make_world, only
+from .conftest import ALL, DAILY, DAY, TOKEN, daily_assets, fast_api, make_world, materialize_some, only
 from .truth import assert_lake_matches, message_ids
 
 RANGE = {"dagster/asset_partition_range_start": "2026-11-16", "dagster/asset_partition_range_end": DAY}
 
 
 def materialize(resources, instance=None, **kw) -> dg.ExecuteInProcessResult:
-    return dg.materialize(ALL, resources=resources, instance=instance or dg.DagsterInstance.ephemeral(),
+    return materialize_some(ALL, resources=resources, instance=instance or dg.DagsterInstance.ephemeral(),
                           raise_on_error=False, **kw)
 
 
@@ -168,7 +168,7 @@ def test_a_named_accounts_unwritable_lake_names_its_attribute_and_file(sandbox, 
     where = "zchat_assets/defs/accounts/acme/defs.yaml"
     defs = build_account_defs(named({"name": "acme", "token_env": "ACME_ZCHAT_TOKEN", "base_url": sandbox.url,
                                      "lake_uri": str(blocker / "lake"), "start_date": "2026-10-01"}, where), os.environ)
-    result = dg.materialize(only("history", assets=daily_assets(defs)), resources=defs.resources, partition_key=DAY,
+    result = materialize_some(only("history", assets=daily_assets(defs)), resources=defs.resources, partition_key=DAY,
                             instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.to_string()
     assert f"check lake_uri in {where} and its permissions." in failure and "ZCHAT_LAKE_URI" not in failure
@@ -187,7 +187,7 @@ def test_a_day_failing_a_blocking_check_is_not_published_and_is_quarantined(sand
     views.messages = lambda protocol: honest(protocol) + honest(protocol)[-1:]  # the last message sent twice
     shutil.rmtree(tmp_path / "lake" / "_cache")  # so that every conversation is fetched again
     fetch = only("history_expanded", "messages")
-    rejected = dg.materialize(fetch, resources=resources, partition_key=DAY, raise_on_error=False,
+    rejected = materialize_some(fetch, resources=resources, partition_key=DAY, raise_on_error=False,
                               instance=dg.DagsterInstance.ephemeral())
     assert not rejected.success and published.read_bytes() == before
     failure = next(e for e in rejected.all_events if e.is_step_failure).step_failure_data.error
@@ -199,7 +199,7 @@ def test_a_day_failing_a_blocking_check_is_not_published_and_is_quarantined(sand
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
 
     views.messages = honest
-    assert dg.materialize(fetch, resources=resources, partition_key=DAY).success
+    assert materialize_some(fetch, resources=resources, partition_key=DAY).success
     assert not any(quarantine.iterdir())
     assert_lake_matches(lake, sandbox.app.views.world, DAY)
 
@@ -210,7 +210,7 @@ def test_a_warning_check_still_publishes(sandbox, resources):
     sandbox.app.views.messages = lambda p: [{k: v for k, v in m.items() if k != "id"} if m["author"]["type"] == "SYSTEM"
                                             else m for m in honest(p)]
     fetch = only("history_expanded", "messages")
-    result = dg.materialize(fetch, resources=resources, partition_key=DAY, instance=dg.DagsterInstance.ephemeral())
+    result = materialize_some(fetch, resources=resources, partition_key=DAY, instance=dg.DagsterInstance.ephemeral())
     check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "message_id_unique")
     assert result.success and not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     stored = resources["zchat_lake"].open().read("messages", DAY).column("message_id")

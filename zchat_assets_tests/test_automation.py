@@ -10,7 +10,7 @@ from zchat_assets.assets.automation import lookback_range
 from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer
 
-from .conftest import DEFS, TOKEN, account_defs, daily_assets, fast_api, make_world, only
+from .conftest import DEFS, TOKEN, account_defs, daily_assets, fast_api, make_world, materialize_some, only
 
 TZ = ZoneInfo("America/Sao_Paulo")
 LOOKBACK = ["2026-11-16", "2026-11-17", "2026-11-18"]  # the 3 days before yesterday, seen on the 20th
@@ -58,7 +58,7 @@ def test_automation_requests_yesterday_at_one_and_the_lookback_at_half_past_four
     quiet, cursor = requested(cursor, datetime(2026, 11, 20, 4, 25, tzinfo=TZ))
     lookback, cursor = requested(cursor, datetime(2026, 11, 20, 4, 35, tzinfo=TZ))
     after, _ = requested(cursor, datetime(2026, 11, 20, 4, 40, tzinfo=TZ))
-    daily = {a.key.path[-1] for a in DEFS.assets if isinstance(a, dg.AssetsDefinition)}
+    daily = {k.path[-1] for a in DEFS.assets if isinstance(a, dg.AssetsDefinition) for k in a.keys}
     assert nightly == {name: ["2026-11-19"] for name in daily}  # conversations follows its inputs eagerly
     assert lookback == {name: LOOKBACK for name in daily}
     assert quiet == after == {}
@@ -77,7 +77,7 @@ def test_an_account_builds_its_freshness_policy_once(monkeypatch):
     built = []
     cron = dg.FreshnessPolicy.cron
     monkeypatch.setattr(dg.FreshnessPolicy, "cron", lambda *a, **k: built.append(1) or cron(*a, **k))
-    assert len(daily_assets(account_defs())) == 9 and len(built) == 1
+    assert sum(len(a.keys) for a in daily_assets(account_defs())) == 9 and len(built) == 1
 
 
 def test_a_day_with_interactions_still_going_on_is_fetched_again_until_they_end(tmp_path):
@@ -91,7 +91,7 @@ def test_a_day_with_interactions_still_going_on_is_fetched_again_until_they_end(
 
     def fetch():
         resources = {"zchat_api": fast_api(server.url), "zchat_lake": ZchatLake(uri=str(tmp_path))}
-        assert dg.materialize(only("history_expanded", assets=daily_assets(defs)), resources=resources,
+        assert materialize_some(only("history_expanded", assets=daily_assets(defs)), resources=resources,
                               partition_key=day, instance=INSTANCE).success
 
     def requested() -> list:

@@ -19,7 +19,7 @@ from zchat_assets.lake import Lake
 from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer
 
-from .conftest import DAY, START, TOKEN, eventually, fast_api, make_world, only
+from .conftest import DAY, START, TOKEN, eventually, fast_api, make_world, materialize_some, only
 from .truth import message_ids
 
 ROOT = Path(__file__).parents[1]
@@ -128,7 +128,7 @@ def test_one_run_alone_gets_nearly_all_of_the_budget_and_two_share_it(tmp_path):
     with SandboxServer(app) as server:
         resources = {"zchat_api": fast_api(server.url), "zchat_lake": ZchatLake(uri=str(tmp_path / "lake"), host="127.0.0.1")}
         for day in days:
-            assert dg.materialize(only("history_expanded"), resources=resources, partition_key=day).success
+            assert materialize_some(only("history_expanded"), resources=resources, partition_key=day).success
         env = {"DAGSTER_HOME": str(home), "ZCHAT_API_TOKEN": TOKEN, "ZCHAT_BASE_URL": server.url,
                "ZCHAT_START_DATE": START, "ZCHAT_LAKE_URI": str(tmp_path / "lake"), "ZCHAT_RATE_LIMIT": str(limit)}
         alone = messages_run(days[0], home, env)

@@ -14,7 +14,7 @@ from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer
 from zchat_assets.schemas import messages_table
 
-from .conftest import TOKEN, fast_api, make_world, only
+from .conftest import TOKEN, fast_api, make_world, materialize_some, materialized, only
 from .truth import protocols
 
 ENDED_DAY = "2026-11-17"  # every interaction of it has ended at the sandbox's NOW
@@ -31,18 +31,18 @@ def test_a_rate_limited_day_keeps_one_chunk_and_a_second_run_reads_it_all(lake_u
     with SandboxServer(app) as server:
         # 20 requests/s: the messages come in 2-second batches, one chunk each, as any rate limit makes them.
         resources = {"zchat_api": fast_api(server.url, rate_limit=20), "zchat_lake": ZchatLake(uri=lake_uri)}
-        run = lambda: dg.materialize(only("history_expanded", "messages"), resources=resources,
+        run = lambda: materialize_some(only("history_expanded", "messages"), resources=resources,
                                      partition_key=ENDED_DAY, instance=dg.DagsterInstance.ephemeral())
         first = run()
         fetched = app.stats.by_endpoint["messages"]
         published = lake.read("messages", ENDED_DAY)
         second = run()
         again = app.stats.by_endpoint["messages"] - fetched
-    figures = first.asset_materializations_for_node("zchat__messages")[0].metadata
+    figures = materialized(first, "messages")[0].metadata
     assert fetched == len(protocols(app.views.world, ENDED_DAY))
     assert figures["cache_chunks_written"].value >= 3  # what the day kept before compaction
     assert figures["cache_chunks"].value == 1 and len(chunk_files(lake, ENDED_DAY)) == 1
-    again_figures = second.asset_materializations_for_node("zchat__messages")[0].metadata
+    again_figures = materialized(second, "messages")[0].metadata
     assert again == 0 and again_figures["protocols_from_cache"].value == fetched
     assert lake.read("messages", ENDED_DAY).equals(published)
     assert len(chunk_files(lake, ENDED_DAY)) <= 2

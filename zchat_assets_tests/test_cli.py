@@ -58,7 +58,7 @@ def test_a_backfill_through_the_cli_is_exact_under_faults_and_leaks_no_token(tmp
         env = {**os.environ, "DAGSTER_HOME": str(home), "ZCHAT_API_TOKEN": TOKEN, "ZCHAT_BASE_URL": server.url,
                "ZCHAT_LAKE_URI": str(lake), "ZCHAT_START_DATE": "2026-10-01"}
         command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "zchat_assets.definitions",
-                   "--select", ",".join(a.key.to_user_string() for a in DAILY)]
+                   "--select", ",".join(k.to_user_string() for a in DAILY for k in a.keys)]
         backfill = subprocess.run([*command, "--partition-range", f"{days[0]}...{days[-1]}"],
                                   cwd=home, env=env, capture_output=True, text=True, timeout=600)
         injected = sum(app.stats.faults.values())

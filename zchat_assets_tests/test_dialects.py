@@ -69,15 +69,16 @@ def test_the_queue_is_counted_however_the_api_spells_it(tmp_path):
     assert counts[frozenset({"not_answer"})] == counts[frozenset()] > 0
 
 
-def test_an_auth_error_in_a_200_body_fails_each_step_in_one_request(tmp_path):
+def test_an_auth_error_in_a_200_body_fails_each_dataset_in_one_request(tmp_path):
     app = SandboxApp(make_world(), TOKEN, dialects=frozenset({"auth_in_body"}))
     with SandboxServer(app) as server:
         result = run(server, str(tmp_path), token="revoked")
-        requests = app.stats.requests
+        requests = dict(app.stats.by_endpoint)
     failures = [e for e in result.all_events if e.is_step_failure]
     assert not result.success and failures
     assert all("check ZCHAT_API_TOKEN" in e.step_failure_data.error.to_string() for e in failures)
-    assert requests == len(failures)  # one request per failed step, no retries
+    # One request per dataset, no retries; the messages wait for the expanded history and ask for nothing.
+    assert requests == {"reports": 5, "history": 1, "history/expanded": 1}
 
 
 def test_the_other_message_shape_lands_in_the_same_columns(tmp_path):

@@ -13,7 +13,7 @@ from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer
 from zchat_assets.sandbox.views import ApiProblem
 
-from .conftest import DAY, TOKEN, account_defs, daily_assets, fast_api, make_world, only
+from .conftest import DAY, TOKEN, account_defs, daily_assets, fast_api, make_world, materialize_some, materialized, only
 from .truth import message_ids, protocols
 
 FETCH = only("history_expanded", "messages", "conversations", assets=daily_assets(account_defs(recheck_seconds=0.2)))
@@ -21,7 +21,7 @@ FETCH = only("history_expanded", "messages", "conversations", assets=daily_asset
 
 def run(server, lake_path, assets=FETCH, **kw) -> dg.ExecuteInProcessResult:
     resources = {"zchat_api": fast_api(server.url, **kw.pop("api", {})), "zchat_lake": ZchatLake(uri=str(lake_path))}
-    return dg.materialize(assets, resources=resources, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
+    return materialize_some(assets, resources=resources, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
                           **({"partition_key": DAY} | kw))
 
 
@@ -55,7 +55,7 @@ def test_a_purged_conversation_is_a_recorded_gap_and_the_day_is_published(tmp_pa
     assert sorted(recorded) == purged and {g.kind for g in recorded.values()} == {"purged"}
     how = "status 404 in the body of an HTTP 200" if dialects else "HTTP 404"
     assert recorded[purged[0]].detail == f"the API answered {how}: Interaction {purged[0]} not found"
-    metadata = first.asset_materializations_for_node("zchat__messages")[0].metadata
+    metadata = materialized(first, "messages")[0].metadata
     assert metadata["gaps"].value == len(purged)
     assert len(lake.read("conversations", DAY)) == len(protocols(world, DAY))
 

@@ -19,7 +19,8 @@ from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer
 from zchat_assets.settings import AccountSettings, named
 
-from .conftest import DAILY, DAY, NOW, START, TOKEN, account_defs, daily_assets, fast_api, make_world, only
+from .conftest import (DAILY, DAY, NOW, START, TOKEN, account_defs, daily_assets, fast_api, make_world, materialize_some,
+                       only)
 
 EARLY = NOW - 36 * 3600  # DAY has just ended: nine of its interactions are still going on
 LATER = NOW  # they have all ended since, with more messages
@@ -68,8 +69,8 @@ def truth(old, new, key: tuple[str, ...]) -> tuple[int, int, int]:
 
 
 def figures(result, asset: str, partition: str = DAY) -> dict:
-    (event,) = [m for m in result.asset_materializations_for_node(asset.replace("/", "__"))
-                if m.partition == partition] or [None]
+    (event,) = [e.materialization for e in result.get_asset_materialization_events()
+                if e.asset_key.to_user_string() == asset and e.partition == partition] or [None]
     return {k: v.value for k, v in event.metadata.items()}
 
 
@@ -91,10 +92,11 @@ def test_each_republish_records_what_changed_and_a_settled_day_that_changes_warn
     server, now = clock
     lake = Lake(lake_uri)
     resources = {"zchat_api": fast_api(server.url), "zchat_lake": ZchatLake(uri=lake_uri)}
-    datasets = [a.key.path[-1] for a in DAILY]
+    datasets = [k.path[-1] for a in DAILY for k in a.keys]
 
     def run():
-        result = dg.materialize(DAILY, resources=resources, partition_key=DAY, instance=dg.DagsterInstance.ephemeral())
+        result = materialize_some(DAILY, resources=resources, partition_key=DAY,
+                                  instance=dg.DagsterInstance.ephemeral())
         assert result.success  # the warning never blocks a day
         return result
 
@@ -159,7 +161,7 @@ def test_a_named_account_and_a_fleet_settle_and_warn_per_account(shape, clock, t
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
     assets, resources, partition = shape(server.url, str(tmp_path))
     lake = Lake(str(tmp_path), account="acme")
-    run = lambda: dg.materialize(assets, resources=resources, partition_key=partition,
+    run = lambda: materialize_some(assets, resources=resources, partition_key=partition,
                                  instance=dg.DagsterInstance.ephemeral())
     run(), run()
     assert lake.read_json(settled.path(lake, "history_expanded", DAY))["settled_at"]
@@ -169,7 +171,7 @@ def test_a_named_account_and_a_fleet_settle_and_warn_per_account(shape, clock, t
     assert result.success
     check = late_checks(result)["history_expanded"]
     assert not check.passed and check.metadata["failures"].value.startswith(f"{partition}: history_expanded {DAY}")
-    key = next(a.key for a in assets if a.key.path[-1] == "history_expanded").to_user_string()
+    key = next(k for k in assets.selection if k.path[-1] == "history_expanded").to_user_string()
     assert figures(result, key, partition)["rows_changed"] > 0
 
 
@@ -178,7 +180,7 @@ def test_a_day_still_inside_the_look_back_does_not_settle(clock, tmp_path):
     lookback = settled.age_days(DAY, "America/Sao_Paulo")  # the day's age: not past the look-back
     assets = only("history_expanded", assets=daily_assets(account_defs(lookback_days=lookback)))
     resources = {"zchat_api": fast_api(server.url), "zchat_lake": ZchatLake(uri=str(tmp_path))}
-    run = lambda: dg.materialize(assets, resources=resources, partition_key=DAY, instance=dg.DagsterInstance.ephemeral())
+    run = lambda: materialize_some(assets, resources=resources, partition_key=DAY, instance=dg.DagsterInstance.ephemeral())
     run()
     assert figures(run(), "zchat/history_expanded")["settled"] is False
     now[0] = LATER
@@ -190,7 +192,7 @@ def test_a_comparison_that_fails_never_holds_up_the_day(clock, tmp_path, monkeyp
     server, now = clock
     assets = only("history_expanded")
     resources = {"zchat_api": fast_api(server.url), "zchat_lake": ZchatLake(uri=str(tmp_path))}
-    run = lambda: dg.materialize(assets, resources=resources, partition_key=DAY, instance=dg.DagsterInstance.ephemeral())
+    run = lambda: materialize_some(assets, resources=resources, partition_key=DAY, instance=dg.DagsterInstance.ephemeral())
     run()
 
     def broken(batch):

@@ -13,7 +13,8 @@ from zchat_assets.privacy import Privacy
 from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer
 
-from .conftest import DAY, NOW, TOKEN, account_defs, daily_assets, fast_api, make_world, only
+from .conftest import (DAY, NOW, TOKEN, account_defs, daily_assets, fast_api, make_world, materialize_some,
+                       materialized, only)
 from .truth import message_ids, protocols
 
 FETCH = only("history_expanded", "messages")
@@ -22,7 +23,7 @@ HOUR = 3600
 
 def fetch(server, lake_path, day, assets=FETCH, **api) -> dg.ExecuteInProcessResult:
     resources = {"zchat_api": fast_api(server.url, **api), "zchat_lake": ZchatLake(uri=str(lake_path))}
-    return dg.materialize(assets, resources=resources, partition_key=day, instance=dg.DagsterInstance.ephemeral(),
+    return materialize_some(assets, resources=resources, partition_key=day, instance=dg.DagsterInstance.ephemeral(),
                           raise_on_error=False)
 
 
@@ -46,7 +47,7 @@ def test_a_finished_day_fetched_again_reads_the_cache_and_writes_the_same_output
     assert first_requests == len(protocols(app.views.world, DAY))
     assert second_requests == unfinished(lake, DAY) and first_requests >= 10 * max(second_requests, 1)
     assert lake.read("messages", DAY).equals(first)
-    metadata = result.asset_materializations_for_node("zchat__messages")[0].metadata
+    metadata = materialized(result, "messages")[0].metadata
     assert metadata["protocols_from_cache"].value == first_requests - second_requests
 
 
@@ -161,8 +162,10 @@ def test_a_merged_chunk_is_read_a_row_group_at_a_time_and_only_for_the_protocols
 
 def test_a_day_whose_cache_read_fails_leaves_no_staging_and_the_published_day(lake, monkeypatch):
     expanded = pa.table({"protocol_id": ["1"], "messages": [2], "end_time": pa.array([NOW], pa.timestamp("us", tz="UTC"))})
-    with DayMessages(lake, DAY, expanded, Privacy()) as day:
+    with DayMessages(lake, DAY, Privacy()) as day:
+        assert day.take(expanded) == ["1"]
         day.add("1", [{"id": "1-0", "created_at": "2026-11-18T12:00:00Z"}, {"id": "1-1", "created_at": "2026-11-18T12:01:00Z"}])
+        assert day.from_cache() == []
     published = lake.read("messages", DAY)
 
     def broken(self, chunk, protocols):
@@ -171,6 +174,8 @@ def test_a_day_whose_cache_read_fails_leaves_no_staging_and_the_published_day(la
 
     monkeypatch.setattr(MessageCache, "read", broken)
     with pytest.raises(LakeError, match="the disk went away"):
-        DayMessages(lake, DAY, expanded, Privacy()).__enter__()
+        with DayMessages(lake, DAY, Privacy()) as day:
+            assert day.take(expanded) == []  # the cache has it
+            day.from_cache()
     assert lake.read("messages", DAY).equals(published)
     assert lake.fs.find(f"{lake.root}/_staging") == []

@@ -24,7 +24,7 @@ from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer, World
 from zchat_assets.settings import SettingsError, from_environment, from_yaml, named
 
-from .conftest import DAY, NOW, START, TOKEN, daily_assets, fast_api, only
+from .conftest import DAY, NOW, START, TOKEN, daily_assets, fast_api, materialize_some, only
 from .truth import interactions
 
 KEY = "a-secret-of-at-least-16-chars"
@@ -63,7 +63,7 @@ def every_value(root: Path) -> str:
 
 def run(defs_or_assets, resources=None, partition=DAY) -> None:
     assets = daily_assets(defs_or_assets) if isinstance(defs_or_assets, dg.Definitions) else defs_or_assets
-    result = dg.materialize(assets, resources=resources if resources is not None else defs_or_assets.resources,
+    result = materialize_some(assets, resources=resources if resources is not None else defs_or_assets.resources,
                             partition_key=partition, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     assert result.success
 

@@ -20,7 +20,7 @@ from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer, World
 from zchat_assets.settings import AccountSettings, SettingsError, named
 
-from .conftest import DAY, START, TOKEN, account_defs, daily_assets, fast_api, make_world
+from .conftest import DAY, START, TOKEN, account_defs, daily_assets, fast_api, make_world, materialize_some, only
 from .projects import copy_project, fleet_project
 
 D = date.fromisoformat
@@ -154,9 +154,9 @@ def test_a_run_removes_the_days_past_retention_days_and_says_so(tmp_path):
         assert dg.materialize(daily_assets(account_defs()), resources=resources, partition_key=DAY).success
         later = (TODAY - timedelta(days=1)).isoformat()
         defs = account_defs(retention_days=10)
-        (history,) = [a for a in daily_assets(defs) if a.key.path[-1] == "history"]
         instance = dg.DagsterInstance.ephemeral()
-        result = dg.materialize([history], resources=resources, partition_key=later, instance=instance)
+        result = materialize_some(only("history", assets=daily_assets(defs)), resources=resources, partition_key=later,
+                                  instance=instance)
     assert result.success
     reader = Lake(lake)
     assert [d for d in retention.API_DATASETS + ("conversations",) if reader.exists(d, DAY)] == []

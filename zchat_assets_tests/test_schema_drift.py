@@ -11,7 +11,7 @@ from zchat_assets.lake import Lake
 from zchat_assets.resources import ZchatLake
 from zchat_assets.sandbox import SandboxApp, SandboxServer
 
-from .conftest import DAY, TOKEN, fast_api, make_world, only
+from .conftest import DAY, TOKEN, fast_api, make_world, materialize_some, only
 
 FETCH = ("history", "history_expanded", "messages")
 
@@ -19,7 +19,7 @@ FETCH = ("history", "history_expanded", "messages")
 def fetch(server, lake_path, names=FETCH) -> dg.ExecuteInProcessResult:
     resources = {"zchat_api": fast_api(server.url), "zchat_lake": ZchatLake(uri=str(lake_path))}
     assets = only(*names)
-    return dg.materialize(assets, resources=resources, partition_key=DAY, instance=dg.DagsterInstance.ephemeral(),
+    return materialize_some(assets, resources=resources, partition_key=DAY, instance=dg.DagsterInstance.ephemeral(),
                           raise_on_error=False)
 
 

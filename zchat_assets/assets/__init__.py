@@ -12,8 +12,7 @@ from .automation import automation_sensor, jobs, schedules
 from .checks import cross_checks
 from .conversations import conversations_asset
 from .fleet import Fleet
-from .history import history_assets
-from .messages import messages_asset
+from .interactions import interactions_asset
 from .ongoing import ongoing_spec
 from .reports import report_assets
 from .sensors import ongoing_sensor
@@ -34,9 +33,7 @@ def build_fleet_defs(settings: FleetSettings, environ: Mapping[str, str]) -> Def
 
 
 def build_defs(shape: Shape, resources: dict) -> Definitions:
-    assets = [*report_assets(shape), *history_assets(shape)]
-    if shape.has("messages"):
-        assets.append(messages_asset(shape))
+    assets = [*report_assets(shape), *filter(None, [interactions_asset(shape)])]
     if shape.has("conversations"):
         assets.append(conversations_asset(shape))
     daily_job, refresh_job = jobs(shape)

@@ -133,13 +133,20 @@ class Shape:
 
     def asset_args(self, dataset: str, family: str, *, calls_api: bool = True) -> dict:
         """What every daily asset has in common, for `@asset`."""
+        return {**self.spec_args(dataset, family, calls_api=calls_api), **self.step_args(calls_api)}
+
+    def spec_args(self, dataset: str, family: str, *, calls_api: bool = True) -> dict:
+        """What every daily asset has in common, for its `AssetSpec`."""
         return dict(
             key=self.key(dataset), group_name=self.group(family), partitions_def=self.partitions,
-            backfill_policy=self.backfill_policy, freshness_policy=self.freshness,
-            kinds={"api", "parquet"} if calls_api else {"parquet"},
-            pool=self.pool if calls_api else None, required_resource_keys=self.resource_keys(calls_api),
+            freshness_policy=self.freshness, kinds={"api", "parquet"} if calls_api else {"parquet"},
             automation_condition=self.api_condition() if calls_api else self.downstream_condition(),
         )
+
+    def step_args(self, calls_api: bool = True) -> dict:
+        """What every step of daily assets has in common: its backfill policy, pool and resources."""
+        return dict(partitions_def=self.partitions, backfill_policy=self.backfill_policy,
+                    pool=self.pool if calls_api else None, required_resource_keys=self.resource_keys(calls_api))
 
     def api_condition(self) -> AutomationCondition:
         """Yesterday after 01:00, and the look-back days before it after 04:30, in the time zone of the

@@ -105,6 +105,6 @@ def conversations_asset(account: Shape) -> AssetsDefinition:
             written = lake.write_partition("conversations", day.key, table, audit=lambda writer: checks)
             return DayOutcome(partition_metadata("conversations", written, table, PREVIEW), checks, written.changes)
 
-        yield from lake_days(context, account, produce)
+        yield from lake_days(context, account, key, produce)
 
     return conversations

@@ -14,6 +14,7 @@ request) and client, and adds each day's request figures to that day's metadata.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,59 +48,66 @@ class DayOutcome:
     changes: Changes | None = None  # what the published day changed against the version it replaced
 
 
-def api_days(context: AssetExecutionContext, shape: Shape,
+# Datasets of one step run side by side (`interactions.py`): each opens the account's lake, which may claim
+# it and sweeps it, one at a time.
+_OPENING = threading.Lock()
+
+
+def api_days(context: AssetExecutionContext, shape: Shape, key: AssetKey,
              produce: Callable[[Member, Day, ZchatClient, Lake], DayOutcome]) -> Iterator:
     """`run_days` for assets that call the API: each account's lake (probed before any request) and client
     are opened once for its days, and each day's request figures join its metadata."""
 
     @contextmanager
     def session(member: Member):
-        lake = member.lake(context)
-        housekeeping(context, member, lake)
+        with _OPENING:
+            lake = member.lake(context)
+            housekeeping(context, member, lake)
         with member.open_client(context) as client:
             meter = ApiMeter(client)
-            lake.provenance = stamp(context, lake, meter.requests)
+            lake.provenance = stamp(context, key, lake, meter.requests)
 
             def metered(day: Day) -> DayOutcome:
                 meter.start()
-                outcome = late_changes(context, member, lake, day, produce(member, day, client, lake))
+                outcome = late_changes(context, key, member, lake, day, produce(member, day, client, lake))
                 outcome.metadata.update(meter.figures())
                 return outcome
 
             yield metered
 
-    yield from run_days(context, shape, session)
+    yield from run_days(context, shape, key, session)
 
 
-def lake_days(context: AssetExecutionContext, shape: Shape, produce: Callable[[Member, Day, Lake], DayOutcome]):
+def lake_days(context: AssetExecutionContext, shape: Shape, key: AssetKey,
+              produce: Callable[[Member, Day, Lake], DayOutcome]):
     """`run_days` for assets built from the lake alone."""
 
     @contextmanager
     def session(member: Member):
         lake = member.lake(context)
-        lake.provenance = stamp(context, lake)
-        yield lambda day: late_changes(context, member, lake, day, produce(member, day, lake))
+        lake.provenance = stamp(context, key, lake)
+        yield lambda day: late_changes(context, key, member, lake, day, produce(member, day, lake))
 
-    yield from run_days(context, shape, session)
+    yield from run_days(context, shape, key, session)
 
 
 def late_changes_spec(key: AssetKey) -> AssetCheckSpec:
     return AssetCheckSpec(settled.CHECK, asset=key, description=settled.CHECK_DESCRIPTION)
 
 
-def late_changes(context: AssetExecutionContext, member: Member, lake: Lake, day: Day,
+def late_changes(context: AssetExecutionContext, key: AssetKey, member: Member, lake: Lake, day: Day,
                  outcome: DayOutcome) -> DayOutcome:
     """A published day's late-change figures and its `late_changes` check (settled.py)."""
-    figures, check = settled.record(lake, context.asset_key.path[-1], day.key, outcome.changes,
+    figures, check = settled.record(lake, key.path[-1], day.key, outcome.changes,
                                     settled.age_days(day.key, member.settings.timezone), member.settings.lookback_days)
     outcome.metadata.update(figures)
     outcome.checks[settled.CHECK] = check
     return outcome
 
 
-def stamp(context: AssetExecutionContext, lake: Lake, requests=None):
-    """The provenance every file of the step carries: its run, the asset's code version, the lake's origin."""
-    code_version = context.assets_def.code_versions_by_key.get(context.asset_key)
+def stamp(context: AssetExecutionContext, key: AssetKey, lake: Lake, requests=None):
+    """The provenance every file of the asset carries: its run, the asset's code version, the lake's origin."""
+    code_version = context.assets_def.code_versions_by_key.get(key)
     return provenance.stamp(context.run.run_id, code_version, lake.origin, requests)
 
 
@@ -117,8 +125,8 @@ def housekeeping(context: AssetExecutionContext, member: Member, lake: Lake) -> 
                          + ", ".join(f"{area} {days} day(s)" for area, days in removed.items()) + ".")
 
 
-def run_days(context: AssetExecutionContext, shape: Shape, session) -> Iterator:
-    """Every day of the run, account by account: `session(member)` opens what an account's days need and
+def run_days(context: AssetExecutionContext, shape: Shape, asset: AssetKey, session) -> Iterator:
+    """Every day of the run for one asset, account by account: `session(member)` opens what an account's days need and
     gives the function that produces one day. What stops an account (a rejected token, a wrong URL, an
     unwritable lake) stops the run when it is the run's only account; in a run of several accounts it fails
     that account's days and the others go on."""
@@ -127,7 +135,7 @@ def run_days(context: AssetExecutionContext, shape: Shape, session) -> Iterator:
     done: list[tuple[str, DayOutcome]] = []  # by partition key
     rejected: list[tuple[str, DayRejected]] = []
     failed: list[tuple[str, Exception]] = list(refused)
-    label = context.asset_key.to_user_string()
+    label = asset.to_user_string()
     for key, problem in refused:
         context.log.error(f"{label} {key}: {problem}")
     try:
@@ -166,23 +174,23 @@ def run_days(context: AssetExecutionContext, shape: Shape, session) -> Iterator:
     except Exception:  # what no day can get past (a rejected token, a wrong URL): the days done stay recorded
         if several:
             for key, outcome in done:
-                context.log_event(AssetMaterialization(context.asset_key, partition=key, metadata=outcome.metadata))
+                context.log_event(AssetMaterialization(asset, partition=key, metadata=outcome.metadata))
         raise
     audited = [*done, *((key, DayOutcome({}, r.checks)) for key, r in rejected)]
     missing = rejected or failed
     if not several and done:
-        yield MaterializeResult(metadata=done[0][1].metadata)
+        yield MaterializeResult(asset_key=asset, metadata=done[0][1].metadata)
     elif several and done and not missing:
         # Dagster records this result once for every day of the range, before each day's own event (so not
         # when a day is missing: it would show as materialized); it holds text only, so that it never adds a
         # point to the per-day plots.
-        yield MaterializeResult(metadata={"run": f"{len(done)} days, {done[0][0]} to {done[-1][0]}; "
+        yield MaterializeResult(asset_key=asset, metadata={"run": f"{len(done)} days, {done[0][0]} to {done[-1][0]}; "
                                                  "each day's own figures follow in its next event"})
     # Checks before the per-day events: Dagster compares a check's data version with the latest event.
-    yield from _check_results(audited)
+    yield from _check_results(asset, audited)
     if several:
         for key, outcome in done:
-            yield AssetMaterialization(context.asset_key, partition=key, metadata=outcome.metadata)
+            yield AssetMaterialization(asset, partition=key, metadata=outcome.metadata)
     if missing:
         first = str(rejected[0][1]) if rejected else f"{failed[0][0]} failed: {failed[0][1]}"
         others = len(rejected) + len(failed) - 1
@@ -194,7 +202,7 @@ def run_days(context: AssetExecutionContext, shape: Shape, session) -> Iterator:
         raise Failure(description=first.rstrip(".") + more + ".", metadata=metadata)
 
 
-def _check_results(done: list[tuple[str, DayOutcome]]) -> Iterator[AssetCheckResult]:
+def _check_results(asset: AssetKey, done: list[tuple[str, DayOutcome]]) -> Iterator[AssetCheckResult]:
     """One result per check over the run's days; a failure is an error if it kept a day unpublished."""
     names = {name for _, outcome in done for name in outcome.checks}
     for name in sorted(names):
@@ -204,5 +212,5 @@ def _check_results(done: list[tuple[str, DayOutcome]]) -> Iterator[AssetCheckRes
         metadata = {"days_checked": len(checked), "days_failed": len(failed)}
         if failed:
             metadata["failures"] = "\n".join(f"{key}: {detail}" for key, detail in failed[:20])
-        yield AssetCheckResult(check_name=name, passed=not failed, metadata=metadata,
+        yield AssetCheckResult(asset_key=asset, check_name=name, passed=not failed, metadata=metadata,
                                severity=AssetCheckSeverity.ERROR if blocked else AssetCheckSeverity.WARN)

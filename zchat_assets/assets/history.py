@@ -1,14 +1,17 @@
 """The service history, standard and expanded: one row per interaction (protocol) of the day."""
 
-from dagster import AssetCheckSpec, AssetExecutionContext, AssetsDefinition, asset
+from contextlib import suppress
+
+from dagster import AssetCheckSpec, AssetExecutionContext, AssetSpec, Failure
 
 from .. import open_days
 from ..api.vendor import HISTORY_FILTERS
 from ..quality import Check, unique_ids
 from ..schemas import dataset_schema, to_table
 from .account import Shape
-from .days import DayOutcome, api_days, late_changes_spec
+from .days import DayOutcome, late_changes_spec
 from .metadata import partition_metadata
+from .relay import Relay, Relays
 
 CODE_VERSION = "2"
 PREVIEW = ["protocol_id", "created_at", "media", "current_state", "agent_name", "department_name"]
@@ -31,58 +34,79 @@ def listed(lake, dataset: str, day: str) -> set[str] | None:
     return {p for p in lake.read(dataset, day, columns=["protocol_id"]).column("protocol_id").to_pylist() if p}
 
 
-def history_asset(account: Shape, name: str, expanded: bool) -> AssetsDefinition:
-    key = account.key(name)
-    other = "history" if expanded else "history_expanded"
+def history_spec(account: Shape, name: str) -> tuple[AssetSpec, list[AssetCheckSpec]]:
+    key, other = account.key(name), other_history(name)
     what = "expanded service history (standard fields plus counters, times, tags and web client data)" \
-        if expanded else "service history"
-
-    @asset(
-        **account.asset_args(name, "history"), code_version=CODE_VERSION,
-        description=f"The {what}: one row per interaction created that day, fetched page by page.",
-        check_specs=[AssetCheckSpec("protocol_id_unique", asset=key, blocking=True,
-                                    description="Every row has a protocol_id and none appears twice."),
-                     AssetCheckSpec("protocols_match", asset=key,
-                                    description=f"The same protocols as {other}'s day: one missing here is asked "
-                                                "again before the day is published (a record deleted while the "
-                                                "pages were read hides another)."),
-                     late_changes_spec(key)],
-    )
-    def history(context: AssetExecutionContext):
-        schema = dataset_schema(name)
-
-        def produce(member, day, client, lake) -> DayOutcome:
-            privacy, filters = member.privacy(context), member.settings.filters.params(HISTORY_FILTERS)
-            unfinished, seen = 0, set()
-            others = listed(lake, other, day.key) if account.has(other) else None
-
-            def walk(writer, wanted: set[str] | None = None) -> None:
-                nonlocal unfinished
-                for page in client.history_pages(day.start, day.end, day.offset, expanded=expanded, **filters):
-                    if wanted is not None:
-                        page = [r for r in page if str(r.get("id")) in wanted]
-                    table = to_table(page, name, privacy=privacy, zone=day.zone)
-                    unfinished += table.column("end_time").null_count if expanded else 0
-                    seen.update(table.column("protocol_id").to_pylist())
-                    writer.write(table)
-                    del page, table  # not kept while the next page is read (paging.walk)
-
-            with lake.replace_partition(name, day.key, schema, lambda w: audit(w, other, seen, others)) as writer:
-                walk(writer)
-                if others and others - seen:
-                    context.log.warning(f"{name} {member.partition(day.key)}: {len(others - seen)} protocol(s) of {other} were not "
-                                        "listed (a record deleted while the pages were read?): asking again")
-                    walk(writer, others - seen)
-            if expanded:
-                open_days.mark(lake, day.key, unfinished)
-            return DayOutcome(partition_metadata(name, writer.result, writer.sample, PREVIEW), writer.checks,
-                              writer.result.changes)
-
-        yield from api_days(context, account, produce)
-
-    return history
+        if name == "history_expanded" else "service history"
+    spec = AssetSpec(**account.spec_args(name, "history"), code_version=CODE_VERSION,
+                     description=f"The {what}: one row per interaction created that day, fetched page by page.")
+    return spec, [AssetCheckSpec("protocol_id_unique", asset=key, blocking=True,
+                                 description="Every row has a protocol_id and none appears twice."),
+                  AssetCheckSpec("protocols_match", asset=key,
+                                 description=f"The same protocols as {other}'s day: one missing here is asked "
+                                             "again before the day is published (a record deleted while the "
+                                             "pages were read hides another)."),
+                  late_changes_spec(key)]
 
 
-def history_assets(account: Shape) -> list[AssetsDefinition]:
-    return [history_asset(account, name, name == "history_expanded")
-            for name in ("history", "history_expanded") if account.has(name)]
+def other_history(name: str) -> str:
+    return "history" if name == "history_expanded" else "history_expanded"
+
+
+def history_day(context: AssetExecutionContext, account: Shape, name: str, tells: Relays | None = None,
+                listings: Relays | None = None):
+    """What a day of a history is. In a step of several datasets, `tells` waits for each day's fate (and, from
+    the expanded history, its pages: the messages); the expanded history compares its protocols with those
+    history lists in the same step (`listings`), as when history ran first, rather than with the lake's."""
+    expanded, other, schema = name == "history_expanded", other_history(name), dataset_schema(name)
+
+    def produce(member, day, client, lake) -> DayOutcome:
+        told = tells.get(member.name, day.key) if tells is not None else None
+        try:
+            outcome, seen = walk_day(member, day, client, lake, told)
+        except BaseException as exc:
+            if told is not None:
+                told.settle(f"{name} {member.partition(day.key)} was not published ({exc})")
+            raise
+        if told is not None:
+            told.settle(protocols=seen)
+        return outcome
+
+    def other_listing(member, day, lake) -> set[str] | None:
+        if listings is not None:
+            with suppress(Failure):  # history failed that day: the lake's version, as when it ran before
+                return listings.get(member.name, day.key).published()
+        return listed(lake, other, day.key) if account.has(other) else None
+
+    def walk_day(member, day, client, lake, told: Relay | None) -> tuple[DayOutcome, set]:
+        privacy, filters = member.privacy(context), member.settings.filters.params(HISTORY_FILTERS)
+        unfinished, seen, others = 0, set(), None
+
+        def walk(writer, wanted: set[str] | None = None) -> None:
+            nonlocal unfinished
+            for page in client.history_pages(day.start, day.end, day.offset, expanded=expanded, **filters):
+                if wanted is not None:
+                    page = [r for r in page if str(r.get("id")) in wanted]
+                table = to_table(page, name, privacy=privacy, zone=day.zone)
+                unfinished += table.column("end_time").null_count if expanded else 0
+                seen.update(table.column("protocol_id").to_pylist())
+                writer.write(table)
+                if told is not None and expanded:
+                    told.put(table)
+                del page, table  # not kept while the next page is read (paging.walk)
+
+        with lake.replace_partition(name, day.key, schema, lambda w: audit(w, other, seen, others)) as writer:
+            walk(writer)
+            others = other_listing(member, day, lake)
+            if others and others - seen:
+                context.log.warning(f"{name} {member.partition(day.key)}: {len(others - seen)} protocol(s) of {other} were not "
+                                    "listed (a record deleted while the pages were read?): asking again")
+                walk(writer, others - seen)
+            if told is not None:
+                told.walked()
+        if expanded:
+            open_days.mark(lake, day.key, unfinished)
+        return DayOutcome(partition_metadata(name, writer.result, writer.sample, PREVIEW), writer.checks,
+                          writer.result.changes), seen
+
+    return produce

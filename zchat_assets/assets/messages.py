@@ -2,13 +2,16 @@
 
 import threading
 import time
+from collections.abc import Callable
 
-from dagster import AssetCheckSpec, AssetExecutionContext, AssetsDefinition, asset
+from dagster import AssetCheckSpec, AssetExecutionContext, AssetSpec, Failure
 
+from ..api.fanout import Feed
 from ..day_messages import EXPANDED_COLUMNS, DayMessages
 from .account import Shape
-from .days import DayOutcome, api_days, late_changes_spec
+from .days import DayOutcome, late_changes_spec
 from .metadata import partition_metadata
+from .relay import Relay, Relays
 
 CODE_VERSION = "2"
 PROGRESS_SECONDS = 15
@@ -17,14 +20,14 @@ PREVIEW = ["protocol_id", "message_id", "created_at", "author_type", "type", "te
 
 class Progress:
     """Logs done / total, requests in flight, rate and ETA every PROGRESS_SECONDS from a timer, so a
-    fetch that waits on slow answers still says so, and once at the end."""
+    fetch that waits on slow answers still says so, and once at the end. The total grows while the
+    expanded history's pages still arrive."""
 
-    def __init__(self, log, label: str, total: int, cached: int, in_flight):
-        self.log, self.label, self.total, self._in_flight = log, label, total, in_flight
+    def __init__(self, log, label: str, total: Callable[[], int], in_flight: Callable[[], int]):
+        self.log, self.label, self._total, self._in_flight = log, label, total, in_flight
         self.done = 0
         self._t0 = time.monotonic()
         self._stop = threading.Event()
-        log.info(f"{label}: {cached:,} protocols from the cache, {total:,} to fetch")
 
     def __enter__(self) -> "Progress":
         threading.Thread(target=self._tick, name="zchat-progress", daemon=True).start()
@@ -32,7 +35,7 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
-        if exc[0] is None and self.total:
+        if exc[0] is None and self._total():
             self._report()
 
     def step(self) -> None:
@@ -43,58 +46,103 @@ class Progress:
             self._report()
 
     def _report(self) -> None:
-        elapsed = max(time.monotonic() - self._t0, 1e-9)
+        elapsed, total = max(time.monotonic() - self._t0, 1e-9), self._total()
         rate = self.done / elapsed
-        eta = f"ETA {(self.total - self.done) / rate:,.0f}s" if rate else "no answer yet"
-        self.log.info(f"{self.label}: {self.done:,}/{self.total:,} protocols, {self._in_flight():,} requests in "
+        eta = f"ETA {(total - self.done) / rate:,.0f}s" if rate else "no answer yet"
+        self.log.info(f"{self.label}: {self.done:,}/{total:,} protocols, {self._in_flight():,} requests in "
                       f"flight, {rate:,.0f}/s, {eta}")
 
 
-def messages_asset(account: Shape) -> AssetsDefinition:
-    key = account.key("messages")
+class Pages:
+    """Feeds the fan-out from a relay (relay.py): each page of the expanded history, as it arrives, gives its
+    protocols to fetch. A thread of its own waits for the pages while the requests run."""
 
-    @asset(
-        **account.asset_args("messages", "history"), code_version=CODE_VERSION,
+    def __init__(self, relay: Relay, day_messages: DayMessages):
+        self.feed, self.error = Feed(), None
+        self._relay, self._day_messages = relay, day_messages
+        threading.Thread(target=self._fill, name="zchat-pages", daemon=True).start()
+
+    def _fill(self) -> None:
+        try:
+            for page in self._relay.pages():
+                self.feed.put(self._day_messages.take(page))
+        except Exception as exc:  # raised in the step's thread once the fetch is over (`check`)
+            self.error = exc
+        finally:
+            self.feed.close()
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+def messages_spec(account: Shape) -> tuple[AssetSpec, list[AssetCheckSpec]]:
+    key = account.key("messages")
+    spec = AssetSpec(
+        **account.spec_args("messages", "history"), code_version=CODE_VERSION,
         deps=[account.key("history_expanded")],
         description="Every message of every interaction of the day (history/{id}/messages, one call per protocol), "
                     "each with its original JSON. Conversations that had ended are fetched once: later runs "
-                    "read them from the lake's message cache.",
-        check_specs=[
-            AssetCheckSpec("messages_complete", asset=key, blocking=True,
-                           description="Every protocol of the day fetched; finished ones have the message count "
-                                       "the expanded history gives."),
-            AssetCheckSpec("message_id_unique", asset=key, blocking=True, description="No message appears twice."),
-            AssetCheckSpec("message_gaps", asset=key, description="Conversations lost for good at the vendor (purged, "
-                                                                  "or short of their counter when asked twice): the "
-                                                                  "day is published without them, and they are asked "
-                                                                  "for again by every later run of the day."),
-            late_changes_spec(key),
-        ],
+                    "read them from the lake's message cache. Materialized with history_expanded, a day's "
+                    "messages are fetched as its expanded history's pages arrive.",
     )
-    def messages(context: AssetExecutionContext):
-        def produce(member, day, client, lake) -> DayOutcome:
-            privacy = member.privacy(context)
-            flush, recheck = member.settings.flush_messages, member.settings.recheck_seconds
-            expanded = lake.read("history_expanded", day.key, columns=EXPANDED_COLUMNS)
-            with DayMessages(lake, day.key, expanded, privacy, flush_messages=flush) as day_messages, \
-                    Progress(context.log, f"messages {member.partition(day.key)}", len(day_messages.to_fetch), len(day_messages.cached),
-                             lambda: client.in_flight) as progress:
-                for protocol_id, items in client.messages_many(day_messages.to_fetch):
+    return spec, [
+        AssetCheckSpec("messages_complete", asset=key, blocking=True,
+                       description="Every protocol of the day fetched; finished ones have the message count "
+                                   "the expanded history gives."),
+        AssetCheckSpec("message_id_unique", asset=key, blocking=True, description="No message appears twice."),
+        AssetCheckSpec("message_gaps", asset=key, description="Conversations lost for good at the vendor (purged, "
+                                                              "or short of their counter when asked twice): the "
+                                                              "day is published without them, and they are asked "
+                                                              "for again by every later run of the day."),
+        late_changes_spec(key),
+    ]
+
+
+def messages_day(context: AssetExecutionContext, relays: Relays | None):
+    """What a day of messages is: with `relays`, fetched as the expanded history of the same step is read;
+    without, for the expanded history the lake has."""
+
+    def produce(member, day, client, lake) -> DayOutcome:
+        privacy = member.privacy(context)
+        flush, recheck = member.settings.flush_messages, member.settings.recheck_seconds
+        label = f"messages {member.partition(day.key)}"
+        with DayMessages(lake, day.key, privacy, flush_messages=flush) as day_messages, \
+                Progress(context.log, label, lambda: len(day_messages.to_fetch), lambda: client.in_flight) as progress:
+            if relays is None:
+                expanded = lake.read("history_expanded", day.key, columns=EXPANDED_COLUMNS)
+                day_messages.fetched_for(expanded)
+                pages, fetching = None, day_messages.take(expanded)
+            else:
+                pages = Pages(relays.get(member.name, day.key), day_messages)
+                fetching = pages.feed
+            for protocol_id, items in client.messages_many(fetching):
+                day_messages.add(protocol_id, items)
+                progress.step()
+            if pages is not None:
+                pages.check()
+            for protocol_id, items in client.messages_many(day_messages.from_cache()):
+                day_messages.add(protocol_id, items)
+                progress.step()
+            context.log.info(f"{label}: {len(day_messages.cached):,} protocols from the cache, "
+                             f"{len(day_messages.to_fetch):,} fetched")
+            short = day_messages.short()
+            if short:
+                context.log.warning(f"{label}: {len(short)} finished conversation(s) came with fewer "
+                                    f"messages than their counter; asking again in {recheck:g}s")
+                time.sleep(recheck)
+                for protocol_id, items in client.messages_many(short):
                     day_messages.add(protocol_id, items)
-                    progress.step()
-                short = day_messages.short()
-                if short:
-                    context.log.warning(f"messages {member.partition(day.key)}: {len(short)} finished conversation(s) came with fewer "
-                                        f"messages than their counter; asking again in {recheck:g}s")
-                    time.sleep(recheck)
-                    for protocol_id, items in client.messages_many(short):
-                        day_messages.add(protocol_id, items)
-            metadata = partition_metadata("messages", day_messages.written, day_messages.sample, PREVIEW)
-            written, kept = day_messages.cache_files
-            metadata.update(protocols=len(day_messages.fetched), protocols_from_cache=len(day_messages.cached),
-                            gaps=len(day_messages.gaps), cache_chunks_written=written, cache_chunks=kept)
-            return DayOutcome(metadata, day_messages.checks, day_messages.written.changes)
+            if pages is not None:
+                try:
+                    relays.get(member.name, day.key).published()
+                except Failure as failure:
+                    raise Failure(f"{label} was not published: {failure.description}.") from None
+                day_messages.fetched_for(lake.read("history_expanded", day.key, columns=EXPANDED_COLUMNS))
+        metadata = partition_metadata("messages", day_messages.written, day_messages.sample, PREVIEW)
+        written, kept = day_messages.cache_files
+        metadata.update(protocols=len(day_messages.fetched), protocols_from_cache=len(day_messages.cached),
+                        gaps=len(day_messages.gaps), cache_chunks_written=written, cache_chunks=kept)
+        return DayOutcome(metadata, day_messages.checks, day_messages.written.changes)
 
-        yield from api_days(context, account, produce)
-
-    return messages
+    return produce

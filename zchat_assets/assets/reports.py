@@ -44,7 +44,7 @@ def report_asset(account: Shape, data_type: str) -> AssetsDefinition:
                 metadata.update(daily_figures(table))
             return DayOutcome(metadata, checks, written.changes)
 
-        yield from api_days(context, account, produce)
+        yield from api_days(context, account, key, produce)
 
     return report
 

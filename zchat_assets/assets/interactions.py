@@ -1,0 +1,91 @@
+"""The interactions of a day, in one step: the history, the expanded history and their messages.
+
+One `multi_asset` holds the three, and any of them can be materialized alone. Selected together, they
+run side by side: both histories are walked at once, and the messages of each page of the expanded
+history are fetched as soon as the page is written (relay.py), so that a day takes about as long as
+its messages alone. Each dataset is still audited, published and recorded as its own asset, day by day;
+the messages of a day are published only after its expanded history is.
+"""
+
+import threading
+from collections.abc import Callable, Iterator
+
+from dagster import AssetExecutionContext, AssetsDefinition, multi_asset
+
+from .account import Shape
+from .days import api_days
+from .history import history_day, history_spec
+from .messages import messages_day, messages_spec
+from .relay import Relays
+
+DATASETS = ("history", "history_expanded", "messages")
+
+
+def interactions_asset(account: Shape) -> AssetsDefinition | None:
+    datasets = [d for d in DATASETS if account.has(d)]
+    if not datasets:
+        return None
+    specs, checks = zip(*(messages_spec(account) if d == "messages" else history_spec(account, d) for d in datasets))
+
+    @multi_asset(name="__".join(account.key("interactions").path), specs=list(specs),
+                 check_specs=[c for some in checks for c in some], can_subset=True, **account.step_args())
+    def interactions(context: AssetExecutionContext):
+        selected = {d for d in datasets if account.key(d) in context.selected_asset_keys}
+        # What one dataset of a day tells another of this step (relay.py), when both run.
+        to_messages = Relays() if {"history_expanded", "messages"} <= selected else None
+        listings = Relays() if {"history", "history_expanded"} <= selected else None
+        produce = {"history": history_day(context, account, "history", tells=listings),
+                   "history_expanded": history_day(context, account, "history_expanded", tells=to_messages,
+                                                   listings=listings),
+                   "messages": messages_day(context, to_messages)}
+        tells = {"history": listings, "history_expanded": to_messages}
+        runs = [telling(lambda d=d: api_days(context, account, account.key(d), produce[d]), d, tells.get(d))
+                for d in datasets if d in selected]
+        if len(runs) == 1:
+            yield from runs[0]()
+        else:
+            yield from side_by_side(runs, context.log)
+
+    return interactions
+
+
+def telling(run: Callable[[], Iterator], dataset: str, relays: Relays | None) -> Callable[[], Iterator]:
+    """`run`, after which the days it did not settle fail for those waiting on them."""
+    if relays is None:
+        return run
+
+    def closing() -> Iterator:
+        try:
+            yield from run()
+        finally:
+            relays.close(f"{dataset} {{day}} was not published in this run")
+
+    return closing
+
+
+def side_by_side(runs: list[Callable[[], Iterator]], log) -> Iterator:
+    """Runs each generator in a thread of its own, then yields their events in order; raises the first
+    error among them (in that order) once every event is out, so that what was published is recorded,
+    and logs the others."""
+    events: list[list] = [[] for _ in runs]
+    errors: list[BaseException | None] = [None] * len(runs)
+
+    def collect(i: int) -> None:
+        try:
+            for event in runs[i]():
+                events[i].append(event)
+        except BaseException as exc:
+            errors[i] = exc
+
+    threads = [threading.Thread(target=collect, args=(i,), name=f"zchat-dataset-{i}") for i in range(len(runs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for some in events:
+        yield from some
+    first, *others = [error for error in errors if error is not None] or [None]
+    for error in others:
+        log.error(str(error))
+    if first is not None:
+        raise first

@@ -1,0 +1,82 @@
+"""What one dataset of a day tells another in the same step (interactions.py).
+
+The expanded history hands its messages each page as it is written, so that they are fetched while the
+history is still being read; the messages day is published only after the expanded day is (`published`),
+and a rejected or failed expanded day fails it too, as an upstream failure fails a downstream step. The
+history tells the expanded history which protocols it listed, for its `protocols_match`.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+
+import pyarrow as pa
+from dagster import Failure
+
+from ..day_messages import EXPANDED_COLUMNS
+
+_END = object()
+
+
+class Relay:
+    """One day: pages in, in the order they were written; then whether the day was published, and its protocols."""
+
+    def __init__(self):
+        self._pages: queue.SimpleQueue = queue.SimpleQueue()
+        self._settled = threading.Event()
+        self._failure: str | None = None
+        self._protocols: set[str] = set()
+
+    def put(self, page: pa.Table) -> None:
+        self._pages.put(page.select(EXPANDED_COLUMNS))  # what the messages need: the rest of the page is freed
+
+    def walked(self) -> None:
+        """No more pages."""
+        self._pages.put(_END)
+
+    def settle(self, failure: str | None = None, protocols: set[str] | None = None) -> None:
+        """The day was published with `protocols` (no `failure`), or was not, and why; the first word stands."""
+        if self._settled.is_set():
+            return
+        self._failure, self._protocols = failure, protocols or set()
+        self._pages.put(_END)  # a walk that failed half-way said nothing more
+        self._settled.set()
+
+    def pages(self) -> Iterator[pa.Table]:
+        while (page := self._pages.get()) is not _END:
+            yield page
+
+    def published(self) -> set[str]:
+        """Waits for the day's fate: its protocols, or `Failure` if it was not published."""
+        self._settled.wait()
+        if self._failure is not None:
+            raise Failure(self._failure)
+        return self._protocols
+
+
+class Relays:
+    """The relays of one step's days, by account and day, made by whichever side asks first."""
+
+    def __init__(self):
+        self._relays: dict[tuple[str | None, str], Relay] = {}
+        self._lock = threading.Lock()
+        self._closed: str | None = None
+
+    def get(self, account: str | None, day: str) -> Relay:
+        with self._lock:
+            relay = self._relays.get((account, day))
+            if relay is None:
+                relay = self._relays[account, day] = Relay()
+                if self._closed is not None:
+                    relay.settle(self._closed.format(day=day))
+            return relay
+
+    def close(self, failure: str) -> None:
+        """The telling side is done: every day it did not settle fails with `failure` ({day})."""
+        with self._lock:
+            self._closed = failure
+            relays = list(self._relays.items())
+        for (_, day), relay in relays:
+            relay.settle(failure.format(day=day))
