@@ -11,7 +11,9 @@ import pytest
 
 from zchat_assets import doctor
 from zchat_assets.api.settings import PAGE_SIZE
+from zchat_assets.assets.partitions import day_window
 from zchat_assets.sandbox import DIALECTS, SandboxApp, SandboxServer, World
+from zchat_assets.sandbox.views import Views
 from zchat_assets.settings import from_environment
 
 ROOT = Path(__file__).parents[1]
@@ -27,11 +29,28 @@ NOTES = {  # what the report says about each reading of the document, besides "e
 }
 
 
-def busy_world(**kw) -> World:
+def busy_world(seed: int = 4, **kw) -> World:
     """A world whose clock stands at 15:00 yesterday (São Paulo): yesterday has data, and the queue is full."""
-    today = datetime.now(ZoneInfo("America/Sao_Paulo")).date()
-    busy = datetime.combine(today - timedelta(days=1), time(15), ZoneInfo("America/Sao_Paulo")).timestamp()
-    return World(seed=4, scale=kw.pop("scale", 200), now=lambda: busy, **kw)
+    busy = datetime.combine(yesterday(), time(15), ZoneInfo("America/Sao_Paulo")).timestamp()
+    return World(seed=seed, scale=kw.pop("scale", 200), now=lambda: busy, **kw)
+
+
+def yesterday():
+    return datetime.now(ZoneInfo("America/Sao_Paulo")).date() - timedelta(days=1)
+
+
+def sampled_with_system_messages(**kw) -> World:
+    """A busy world in which the conversations doctor samples hold a system message: 8 % of messages are, and
+    which day is yesterday changes the sample."""
+    window = day_window(yesterday().isoformat(), "America/Sao_Paulo")
+    for seed in range(4, 64):
+        views = Views(busy_world(seed, **kw))
+        page = views.history({"from": window.start, "to": window.end, "timezone": window.offset,
+                              "limit": str(2 * doctor.PROTOCOLS), "page": "1"}, expanded=True)
+        sampled = [r for r in page if r.get("endTime") and r.get("id") is not None][:doctor.PROTOCOLS]
+        if any(m["author"]["type"] == "SYSTEM" for r in sampled for m in views.messages(str(r["id"]))):
+            return views.world
+    raise AssertionError("no seed gives doctor a system message to sample")
 
 
 def diagnose(url: str, token: str = TOKEN, **env) -> tuple[int, str]:
@@ -44,7 +63,8 @@ def diagnose(url: str, token: str = TOKEN, **env) -> tuple[int, str]:
 @pytest.mark.parametrize("dialect", ["default", *NOTES])
 def test_each_dialect_is_recognised_and_matches(dialect):
     dialects = frozenset() if dialect == "default" else frozenset({dialect})
-    app = SandboxApp(busy_world(scale=1500), TOKEN, dialects=dialects)  # enough to find someone in the queue
+    world = (sampled_with_system_messages if dialect == "missing_ids" else busy_world)(scale=1500)  # a full queue
+    app = SandboxApp(world, TOKEN, dialects=dialects)
     with SandboxServer(app) as server:
         status, report = diagnose(server.url)
     assert status == 0, report
