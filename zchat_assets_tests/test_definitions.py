@@ -257,3 +257,42 @@ def test_arrow_allocates_from_the_system_allocator_unless_the_user_chose_another
         env["ARROW_DEFAULT_MEMORY_POOL"] = chosen
     out = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split() == [default, used]
+
+
+ARENAS = """
+import ctypes, sys, tempfile, threading
+if sys.argv[1] == "import":
+    import zchat_assets
+barrier = threading.Barrier(8)
+
+def work():  # eight threads allocating at once, as malloc gives each an arena when it can
+    held = [bytearray(4096) for _ in range(500)]
+    barrier.wait()
+    held += [bytearray(4096) for _ in range(500)]
+    barrier.wait()
+
+threads = [threading.Thread(target=work) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+libc = ctypes.CDLL(None)
+libc.fopen.restype = ctypes.c_void_p
+with tempfile.NamedTemporaryFile("r") as out:
+    handle = ctypes.c_void_p(libc.fopen(out.name.encode(), b"w"))
+    libc.malloc_info(0, handle)
+    libc.fclose(handle)
+    print(out.read().count("<heap nr="))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's arenas")
+@pytest.mark.parametrize("imported,chosen,fewest,most", [("import", None, 1, 2), ("import", "4", 3, 4),
+                                                          ("no", None, 3, 9)])  # eight threads and the main one
+def test_malloc_keeps_two_arenas_unless_the_user_chose_how_many(imported, chosen, fewest, most):
+    """Threads side by side each keep what they freed in their own arena: the package allows two."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    if chosen:
+        env["MALLOC_ARENA_MAX"] = chosen
+    out = subprocess.run([sys.executable, "-c", ARENAS, imported], env=env, capture_output=True, text=True, check=True)
+    assert fewest <= int(out.stdout) <= most

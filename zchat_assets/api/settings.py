@@ -16,10 +16,11 @@ from .vendor import MAX_PAGE_SIZE
 DEFAULT_BASE_URL = "https://zchat.zenvia.io"
 DEFAULT_TOKEN_ENV = "ZCHAT_API_TOKEN"
 MAX_CONCURRENCY = 256
-# Half the largest page the document allows: a page of 10,000 expanded records is 45 MB of Python objects
-# on its way to Arrow, which set a busy day's peak; pages of 5,000 cost one request more a walk per
-# 10,000 interactions of the day (docs/performance.md).
-PAGE_SIZE = MAX_PAGE_SIZE // 2
+# A quarter of the largest page the document allows: a page of 10,000 expanded records is 45 MB of Python
+# objects on its way to Arrow, and the interactions step reads a page of each history while it writes the
+# messages; pages of 2,500 cost three requests more a walk per 10,000 interactions of the day
+# (docs/performance.md).
+PAGE_SIZE = MAX_PAGE_SIZE // 4
 
 
 class ClientSettings(BaseModel):
