@@ -50,7 +50,7 @@ def test_two_accounts_share_a_lake_and_each_gets_exactly_its_own_data(two_accoun
         "name": name, "token_env": f"{name.upper()}_TOKEN", "base_url": server.url, "lake_uri": str(tmp_path),
         "start_date": START, "backoff_seconds": 0.01}), os.environ) for name in TOKENS))
     result = materialize_some([*daily_assets(defs), *defs.asset_checks], resources=defs.resources, partition_key=DAY,
-                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+                              instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     assert result.success and all(c.passed for c in result.get_asset_check_evaluations())
     for name, world in worlds.items():
         assert_account_matches(Lake(str(tmp_path), account=name), world, DAY)

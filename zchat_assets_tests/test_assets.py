@@ -22,7 +22,7 @@ RANGE = {"dagster/asset_partition_range_start": "2026-11-16", "dagster/asset_par
 
 def materialize(resources, instance=None, **kw) -> dg.ExecuteInProcessResult:
     return materialize_some(ALL, resources=resources, instance=instance or dg.DagsterInstance.ephemeral(),
-                          raise_on_error=False, **kw)
+                            raise_on_error=False, **kw)
 
 
 def failed_checks(result) -> list[str]:
@@ -169,7 +169,7 @@ def test_a_named_accounts_unwritable_lake_names_its_attribute_and_file(sandbox, 
     defs = build_account_defs(named({"name": "acme", "token_env": "ACME_ZCHAT_TOKEN", "base_url": sandbox.url,
                                      "lake_uri": str(blocker / "lake"), "start_date": "2026-10-01"}, where), os.environ)
     result = materialize_some(only("history", assets=daily_assets(defs)), resources=defs.resources, partition_key=DAY,
-                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+                              instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.to_string()
     assert f"check lake_uri in {where} and its permissions." in failure and "ZCHAT_LAKE_URI" not in failure
     assert sandbox.app.stats.requests == 0
@@ -188,7 +188,7 @@ def test_a_day_failing_a_blocking_check_is_not_published_and_is_quarantined(sand
     shutil.rmtree(tmp_path / "lake" / "_cache")  # so that every conversation is fetched again
     fetch = only("history_expanded", "messages")
     rejected = materialize_some(fetch, resources=resources, partition_key=DAY, raise_on_error=False,
-                              instance=dg.DagsterInstance.ephemeral())
+                                instance=dg.DagsterInstance.ephemeral())
     assert not rejected.success and published.read_bytes() == before
     failure = next(e for e in rejected.all_events if e.is_step_failure).step_failure_data.error
     assert f"messages {DAY} was not published: message_id_unique failed" in failure.message

@@ -92,7 +92,7 @@ def test_a_day_with_interactions_still_going_on_is_fetched_again_until_they_end(
     def fetch():
         resources = {"zchat_api": fast_api(server.url), "zchat_lake": ZchatLake(uri=str(tmp_path))}
         assert materialize_some(only("history_expanded", assets=daily_assets(defs)), resources=resources,
-                              partition_key=day, instance=INSTANCE).success
+                                partition_key=day, instance=INSTANCE).success
 
     def requested() -> list:
         when = datetime(2026, 11, 20, 4, 30, tzinfo=TZ)

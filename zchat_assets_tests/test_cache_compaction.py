@@ -32,7 +32,7 @@ def test_a_rate_limited_day_keeps_one_chunk_and_a_second_run_reads_it_all(lake_u
         # 20 requests/s: the messages come in 2-second batches, one chunk each, as any rate limit makes them.
         resources = {"zchat_api": fast_api(server.url, rate_limit=20), "zchat_lake": ZchatLake(uri=lake_uri)}
         run = lambda: materialize_some(only("history_expanded", "messages"), resources=resources,
-                                     partition_key=ENDED_DAY, instance=dg.DagsterInstance.ephemeral())
+                                       partition_key=ENDED_DAY, instance=dg.DagsterInstance.ephemeral())
         first = run()
         fetched = app.stats.by_endpoint["messages"]
         published = lake.read("messages", ENDED_DAY)

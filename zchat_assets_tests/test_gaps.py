@@ -22,7 +22,7 @@ FETCH = only("history_expanded", "messages", "conversations", assets=daily_asset
 def run(server, lake_path, assets=FETCH, **kw) -> dg.ExecuteInProcessResult:
     resources = {"zchat_api": fast_api(server.url, **kw.pop("api", {})), "zchat_lake": ZchatLake(uri=str(lake_path))}
     return materialize_some(assets, resources=resources, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
-                          **({"partition_key": DAY} | kw))
+                            **({"partition_key": DAY} | kw))
 
 
 def checks(result) -> dict[str, bool]:

@@ -162,7 +162,7 @@ def test_a_named_account_and_a_fleet_settle_and_warn_per_account(shape, clock, t
     assets, resources, partition = shape(server.url, str(tmp_path))
     lake = Lake(str(tmp_path), account="acme")
     run = lambda: materialize_some(assets, resources=resources, partition_key=partition,
-                                 instance=dg.DagsterInstance.ephemeral())
+                                   instance=dg.DagsterInstance.ephemeral())
     run(), run()
     assert lake.read_json(settled.path(lake, "history_expanded", DAY))["settled_at"]
     assert (tmp_path / "_changes" / "history_expanded" / "account=acme" / f"date={DAY}" / "changes.json").exists()

@@ -24,7 +24,7 @@ HOUR = 3600
 def fetch(server, lake_path, day, assets=FETCH, **api) -> dg.ExecuteInProcessResult:
     resources = {"zchat_api": fast_api(server.url, **api), "zchat_lake": ZchatLake(uri=str(lake_path))}
     return materialize_some(assets, resources=resources, partition_key=day, instance=dg.DagsterInstance.ephemeral(),
-                          raise_on_error=False)
+                            raise_on_error=False)
 
 
 def message_requests(app) -> int:

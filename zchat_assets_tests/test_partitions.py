@@ -96,7 +96,7 @@ def test_every_interaction_lands_in_exactly_one_day_around_a_clock_change(tmp_pa
     with SandboxServer(SandboxApp(world, TOKEN)) as server:
         resources = {"zchat_api": fast_api(server.url), "zchat_lake": ZchatLake(uri=str(tmp_path))}
         result = materialize_some([*assets], resources=resources, instance=dg.DagsterInstance.ephemeral(),
-                                tags={"dagster/asset_partition_range_start": days[0],
+                                  tags={"dagster/asset_partition_range_start": days[0],
                                       "dagster/asset_partition_range_end": days[-1]})
     assert result.success
     lake, seen = Lake(str(tmp_path)), []

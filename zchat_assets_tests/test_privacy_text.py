@@ -64,7 +64,7 @@ def every_value(root: Path) -> str:
 def run(defs_or_assets, resources=None, partition=DAY) -> None:
     assets = daily_assets(defs_or_assets) if isinstance(defs_or_assets, dg.Definitions) else defs_or_assets
     result = materialize_some(assets, resources=resources if resources is not None else defs_or_assets.resources,
-                            partition_key=partition, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+                              partition_key=partition, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     assert result.success
 
 

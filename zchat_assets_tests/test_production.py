@@ -83,7 +83,7 @@ def test_the_pipeline_on_an_s3_lake_matches_the_sandbox_and_rewrites_from_the_ca
         for attempt in ("first", "again"):
             started = time.monotonic()
             result = materialize_some(ALL, resources=resources, partition_key=DAY,
-                                    instance=dg.DagsterInstance.ephemeral())
+                                      instance=dg.DagsterInstance.ephemeral())
             seconds[where, attempt] = time.monotonic() - started
             assert result.success
     messages = next(e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "messages")

@@ -20,7 +20,7 @@ def fetch(server, lake_path, names=FETCH) -> dg.ExecuteInProcessResult:
     resources = {"zchat_api": fast_api(server.url), "zchat_lake": ZchatLake(uri=str(lake_path))}
     assets = only(*names)
     return materialize_some(assets, resources=resources, partition_key=DAY, instance=dg.DagsterInstance.ephemeral(),
-                          raise_on_error=False)
+                            raise_on_error=False)
 
 
 def root_error(result) -> str:
