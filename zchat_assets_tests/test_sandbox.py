@@ -174,3 +174,15 @@ def test_a_fleet_sandbox_gives_every_token_of_its_prefix_a_world_of_its_own():
         assert protocols("fleet-1") == (200, first)  # the same world at every request
         assert protocols("fleet-x")[0] == protocols("other")[0] == 401
         assert server.app.stats.as_dict()["by_account"].keys() == {"1001", "1002"}
+
+
+def test_drift_belongs_to_one_walk_of_one_endpoint():
+    """history and history_expanded of a day are walked side by side with the same query: a walk of one
+    starting over must not shift the pages of the other back, which would hide records."""
+    from zchat_assets.sandbox import SandboxApp
+
+    app = SandboxApp(make_world(), TOKEN)
+    day = {"from": "2026-11-18T00:00:00", "to": "2026-11-18T23:59:59", "timezone": "-0300"}
+    assert app._drift("history", {**day, "page": "2"}, "drift") == app.drift
+    assert app._drift("history/expanded", {**day, "page": "1"}, None) == 0  # the other endpoint's walk begins
+    assert app._drift("history", {**day, "page": "3"}, None) == app.drift  # this one keeps its shift

@@ -191,7 +191,7 @@ class SandboxApp:
         if fault and await self._inject(fault, send):
             return
         try:
-            data = self._answer(views, endpoint, path, query, drift=self._drift(query, fault))
+            data = self._answer(views, endpoint, path, query, drift=self._drift(endpoint, query, fault))
         except ApiProblem as problem:
             status = 200 if "errors_in_body" in self.dialects else problem.status
             return await _send_json(send, status, _error(problem.status, str(problem)))
@@ -216,10 +216,11 @@ class SandboxApp:
             return views.ongoing(query, shift=drift)
         raise ApiProblem(404, f"Unknown path {path}")
 
-    def _drift(self, query: dict, fault: str | None) -> int:
+    def _drift(self, endpoint: str, query: dict, fault: str | None) -> int:
         """Records inserted ahead of a paging walk shift every later page of it, cumulatively; a
-        request for page 1 starts a new walk. Drift can thus repeat records, never hide one."""
-        walk = "&".join(f"{k}={v}" for k, v in sorted(query.items()) if k not in ("page", "token"))
+        request for page 1 starts a new walk. Drift can thus repeat records, never hide one. A walk is
+        known by its endpoint and query: history and history_expanded of a day walk side by side."""
+        walk = endpoint + "?" + "&".join(f"{k}={v}" for k, v in sorted(query.items()) if k not in ("page", "token"))
         page = query.get("page", "1")
         if not page.isdigit() or int(page) < 2:
             self._shifts.pop(walk, None)
