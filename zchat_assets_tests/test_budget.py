@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -146,3 +147,27 @@ def test_one_run_alone_gets_nearly_all_of_the_budget_and_two_share_it(tmp_path):
     for day in days:
         assert sorted(Lake(str(tmp_path / "lake")).read("messages", day).column("message_id").to_pylist()) == \
             sorted(message_ids(world, day))
+
+
+def test_the_leases_of_one_process_reach_the_instance_one_at_a_time():
+    """The interactions step's datasets each hold a lease from threads of one process: SQLite refuses a table
+    another connection of the process is writing ("database table is locked")."""
+    from zchat_assets.assets.budget import Leases
+
+    instance, errors = dg.DagsterInstance.ephemeral(), []
+
+    def beat(n: int) -> None:
+        leases = Leases(instance, "budget")
+        for i in range(100):
+            try:
+                leases.renew(f"holder-{n}", {"beat": i})
+                leases.alive()
+            except Exception as error:
+                errors.append(error)
+
+    threads = [threading.Thread(target=beat, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []

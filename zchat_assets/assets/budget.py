@@ -27,6 +27,9 @@ HEARTBEAT_SECONDS = 1.0
 LEASE_SECONDS = 10.0  # a lease seen unchanged this long is a killed step's
 SENSOR_SHARE = 0.1  # the ongoing sensor's part (it polls a page or two a minute); the steps share the rest
 PREFIX = "zchat/budget/"
+# The leases of one process (the datasets of the interactions step each hold one) reach the instance's
+# database one at a time: SQLite refuses a table another connection of the process is writing.
+_STORAGE = threading.Lock()
 RELEASE_TRIES = 3  # a release lost to a write of another step's heartbeat would leave a lease counting for 10 s
 
 
@@ -46,12 +49,14 @@ class Leases:
         return self._storage is not None
 
     def renew(self, holder: str, record: dict) -> None:
-        self._storage.set_cursor_values({self._prefix + holder: json.dumps(record)})
+        with _STORAGE:
+            self._storage.set_cursor_values({self._prefix + holder: json.dumps(record)})
 
     def alive(self) -> set[str]:
         """The holders whose lease is alive; rows unchanged for LEASE_SECONDS are deleted on the way."""
         table = KeyValueStoreTable
-        rows = self._storage.fetchall(table.select().where(table.c.key.startswith(self._prefix, autoescape=True)))
+        with _STORAGE:
+            rows = self._storage.fetchall(table.select().where(table.c.key.startswith(self._prefix, autoescape=True)))
         now, alive, dead = time.monotonic(), set(), []
         for row in rows:
             value, changed = self._seen.get(row["key"], (None, now))
@@ -64,7 +69,7 @@ class Leases:
         return alive
 
     def remove(self, keys: list[str]) -> None:
-        with self._storage.connect() as conn:
+        with _STORAGE, self._storage.connect() as conn:
             conn.execute(KeyValueStoreTable.delete().where(KeyValueStoreTable.c.key.in_(keys)))
         for key in keys:
             self._seen.pop(key, None)
