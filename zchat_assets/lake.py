@@ -92,9 +92,10 @@ class PartitionWriter:
         self._writer: pq.ParquetWriter | None = None
         self._handle = None
 
-    def write(self, table: pa.Table) -> None:
+    def write(self, table: pa.Table) -> pa.Table:
+        """Appends `table` to the day; returns it as written (in the day's schema, without erased subjects)."""
         if table.num_rows == 0 and self._writer is not None:
-            return
+            return table
         table = table.select(self.schema.names).cast(self.schema)
         if self._lake.erasures:
             table = self._lake.erasures.apply(self.dataset, table)
@@ -106,6 +107,7 @@ class PartitionWriter:
             self._writer = pq.ParquetWriter(self._handle, self.schema, compression="zstd")
         self._writer.write_table(table)
         self.rows += table.num_rows
+        return table
 
     def abort(self) -> None:
         """Lets go of the staging file without writing anything more (a failed write; the disk may be full)."""

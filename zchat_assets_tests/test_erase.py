@@ -110,7 +110,8 @@ def test_a_subject_is_erased_from_every_file_and_stays_out(env, lake_uri, mode, 
     subject = subject_of(w)
     env.setenv("ZCHAT_LAKE_URI", lake_uri)
     env.setenv("ZCHAT_PERSONAL_DATA", mode)
-    with SandboxServer(SandboxApp(w, TOKEN)) as server:
+    app = SandboxApp(w, TOKEN)
+    with SandboxServer(app) as server:
         materialize(server, lake_uri, mode)
         lake = Lake(lake_uri)
         assert traces(lake, subject) if mode == "keep" else True
@@ -133,8 +134,12 @@ def test_a_subject_is_erased_from_every_file_and_stays_out(env, lake_uri, mode, 
         record = [p for p in lake.fs.find(f"{lake.root}/_erasure")]
         assert len(record) == 1
 
+        asked = dict(app.stats.by_path)
         materialize(server, lake_uri, mode)  # the look-back, a backfill: the API still has them
         assert traces(lake, subject) == []
+        if delete:  # their interactions are not written, so their messages are not asked for either
+            paths = [f"history/{p}/messages" for p in theirs]
+            assert [app.stats.by_path.get(p, 0) for p in paths] == [asked.get(p, 0) for p in paths]
         others_unchanged(before, snapshot(lake_uri), theirs, delete)
 
         assert erase_cli(subject) == 0  # again: nothing left to change

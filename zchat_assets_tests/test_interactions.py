@@ -2,6 +2,7 @@
 and the relays by which one dataset of a day tells another."""
 
 import logging
+import signal
 import threading
 import time
 
@@ -9,6 +10,7 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
+from zchat_assets.assets.interactions import side_by_side
 from zchat_assets.assets.relay import Relay, Relays
 from zchat_assets.lake import Lake
 from zchat_assets.resources import ZchatLake
@@ -95,6 +97,28 @@ def test_an_expanded_day_that_fails_keeps_its_messages_unpublished_and_the_histo
     assert_day_matches(lake, app.views.world)
 
 
+@pytest.mark.parametrize("hidden_from", ["history", "history_expanded"])
+def test_a_record_hidden_from_either_history_is_asked_again_in_the_same_run(tmp_path, hidden_from):
+    """Records deleted ahead of a walk hide as many others; run together, each history asks again for what
+    the other's walk listed, so both days are whole and every check passes the first time."""
+    app = SandboxApp(make_world(), TOKEN)
+    history, walks = app.views.history, []
+
+    def deleted_ahead(q, *, expanded, shift=0):
+        mine = expanded == (hidden_from == "history_expanded")
+        if mine and q.get("page") == "1":
+            walks.append(q)
+        hidden = -3 if mine and len(walks) == 1 and q.get("page") == "2" else 0
+        return history(q, expanded=expanded, shift=shift + hidden)
+
+    app.views.history = deleted_ahead
+    with SandboxServer(app) as server:
+        result = run(server, tmp_path, "history", "history_expanded", page_size=30)
+    assert result.success and len(walks) == 2
+    assert all(c.passed for c in result.get_asset_check_evaluations())
+    assert_day_matches(Lake(str(tmp_path)), app.views.world, ("history", "history_expanded"))
+
+
 @pytest.mark.parametrize("datasets", [("messages",), ("history", "messages")])
 def test_messages_without_the_expanded_history_are_fetched_for_the_lakes(tmp_path, datasets):
     app = SandboxApp(make_world(), TOKEN)
@@ -141,5 +165,27 @@ def test_relays_closed_fail_every_day_not_settled_even_one_asked_for_later():
     relays.close("history {day} was not published in this run")
     assert relays.get("acme", "2026-11-17").published() == {"7"}
     for relay in (waiting, relays.get("acme", "2026-11-19")):
-        with pytest.raises(dg.Failure, match="history 2026-11-1[89] was not published in this run"):
+        with pytest.raises(dg.Failure, match="history 2026-11-1[89] of account acme was not published in this run"):
             relay.published()
+
+
+def test_an_interrupted_step_stops_every_dataset_and_each_unwinds():
+    """Dagster stops a run by interrupting its main thread: the datasets' threads stop the same way, and each
+    unwinds (its staged day removed, its fetched messages cached) before the step ends."""
+    unwound = []
+
+    def endless(name):
+        def run():
+            try:
+                while True:
+                    time.sleep(0.01)
+                    yield name
+            finally:
+                unwound.append(name)
+        return run
+
+    threading.Timer(0.3, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT)).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        list(side_by_side([endless("history"), endless("messages")], logging.getLogger("test")))
+    assert sorted(unwound) == ["history", "messages"] and time.monotonic() - started < 5

@@ -11,7 +11,7 @@ from ..schemas import dataset_schema, to_table
 from .account import Shape
 from .days import DayOutcome, late_changes_spec
 from .metadata import partition_metadata
-from .relay import Relay, Relays
+from .relay import Listing, Relays
 
 CODE_VERSION = "2"
 PREVIEW = ["protocol_id", "created_at", "media", "current_state", "agent_name", "department_name"]
@@ -54,33 +54,35 @@ def other_history(name: str) -> str:
 
 
 def history_day(context: AssetExecutionContext, account: Shape, name: str, tells: Relays | None = None,
-                listings: Relays | None = None):
-    """What a day of a history is. In a step of several datasets, `tells` waits for each day's fate (and, from
-    the expanded history, its pages: the messages); the expanded history compares its protocols with those
-    history lists in the same step (`listings`), as when history ran first, rather than with the lake's."""
+                mine: Listing | None = None, theirs: Listing | None = None):
+    """What a day of a history is. In a step of several datasets, the expanded history tells `tells` each
+    page as written and the day's fate (for the messages); and when both histories run, each tells the other
+    what it listed (`mine`, `theirs`): each asks again for what the other's walk found and its own did not,
+    and is audited against the other's whole day, rather than against the lake's."""
     expanded, other, schema = name == "history_expanded", other_history(name), dataset_schema(name)
 
     def produce(member, day, client, lake) -> DayOutcome:
-        told = tells.get(member.name, day.key) if tells is not None else None
+        told = [relays.get(member.name, day.key) for relays in (tells, *(mine.both if mine else ())) if relays]
         try:
-            outcome, seen = walk_day(member, day, client, lake, told)
+            outcome, seen = walk_day(member, day, client, lake)
         except BaseException as exc:
-            if told is not None:
-                told.settle(f"{name} {member.partition(day.key)} was not published ({exc})")
+            for relay in told:
+                relay.settle(f"{name} {member.partition(day.key)} was not published ({exc})")
             raise
-        if told is not None:
-            told.settle(protocols=seen)
+        for relay in told:
+            relay.settle(protocols=seen)
         return outcome
 
-    def other_listing(member, day, lake) -> set[str] | None:
-        if listings is not None:
-            with suppress(Failure):  # history failed that day: the lake's version, as when it ran before
-                return listings.get(member.name, day.key).published()
+    def other_listing(member, day, lake, relays: Relays | None) -> set[str] | None:
+        if relays is not None:
+            with suppress(Failure):  # the other failed that day: the lake's version, as when it ran before
+                return relays.get(member.name, day.key).published()
         return listed(lake, other, day.key) if account.has(other) else None
 
-    def walk_day(member, day, client, lake, told: Relay | None) -> tuple[DayOutcome, set]:
+    def walk_day(member, day, client, lake) -> tuple[DayOutcome, set]:
         privacy, filters = member.privacy(context), member.settings.filters.params(HISTORY_FILTERS)
         unfinished, seen, others = 0, set(), None
+        pages = tells.get(member.name, day.key) if tells is not None else None
 
         def walk(writer, wanted: set[str] | None = None) -> None:
             nonlocal unfinished
@@ -90,23 +92,32 @@ def history_day(context: AssetExecutionContext, account: Shape, name: str, tells
                 table = to_table(page, name, privacy=privacy, zone=day.zone)
                 unfinished += table.column("end_time").null_count if expanded else 0
                 seen.update(table.column("protocol_id").to_pylist())
-                writer.write(table)
-                if told is not None and expanded:
-                    told.put(table)
-                del page, table  # not kept while the next page is read (paging.walk)
+                written = writer.write(table)
+                if pages is not None:
+                    pages.put(written)  # without erased subjects: their conversations are not asked for
+                del page, table, written  # not kept while the next page is read (paging.walk)
 
         with lake.replace_partition(name, day.key, schema, lambda w: audit(w, other, seen, others)) as writer:
             walk(writer)
-            others = other_listing(member, day, lake)
+            if mine is not None:
+                mine.walked.get(member.name, day.key).settle(protocols=_ids(seen))
+            others = other_listing(member, day, lake, theirs.walked if theirs else None)
             if others and others - seen:
                 context.log.warning(f"{name} {member.partition(day.key)}: {len(others - seen)} protocol(s) of {other} were not "
                                     "listed (a record deleted while the pages were read?): asking again")
                 walk(writer, others - seen)
-            if told is not None:
-                told.walked()
+            if pages is not None:
+                pages.walked()
+            if theirs is not None:
+                mine.whole.get(member.name, day.key).settle(protocols=_ids(seen))
+                others = other_listing(member, day, lake, theirs.whole)
         if expanded:
             open_days.mark(lake, day.key, unfinished)
         return DayOutcome(partition_metadata(name, writer.result, writer.sample, PREVIEW), writer.checks,
-                          writer.result.changes), seen
+                          writer.result.changes), _ids(seen)
 
     return produce
+
+
+def _ids(protocols: set) -> set[str]:
+    return {p for p in protocols if p}

@@ -3,7 +3,8 @@
 The expanded history hands its messages each page as it is written, so that they are fetched while the
 history is still being read; the messages day is published only after the expanded day is (`published`),
 and a rejected or failed expanded day fails it too, as an upstream failure fails a downstream step. The
-history tells the expanded history which protocols it listed, for its `protocols_match`.
+two histories tell each other which protocols they listed (`Listing`): a record deleted while one walked
+its pages hides another, which the other found.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 from dagster import Failure
@@ -70,7 +72,7 @@ class Relays:
             if relay is None:
                 relay = self._relays[account, day] = Relay()
                 if self._closed is not None:
-                    relay.settle(self._closed.format(day=day))
+                    relay.settle(self._closed.format(day=_named(account, day)))
             return relay
 
     def close(self, failure: str) -> None:
@@ -78,5 +80,26 @@ class Relays:
         with self._lock:
             self._closed = failure
             relays = list(self._relays.items())
-        for (_, day), relay in relays:
-            relay.settle(failure.format(day=day))
+        for (account, day), relay in relays:
+            relay.settle(failure.format(day=_named(account, day)))
+
+
+@dataclass
+class Listing:
+    """What one history tells the other of each day: the protocols of its first walk, then of the whole day
+    (after asking again for those the other's walk found)."""
+
+    walked: Relays = field(default_factory=lambda: Relays())
+    whole: Relays = field(default_factory=lambda: Relays())
+
+    @property
+    def both(self) -> tuple[Relays, Relays]:
+        return self.walked, self.whole
+
+    def close(self, failure: str) -> None:
+        for relays in self.both:
+            relays.close(failure)
+
+
+def _named(account: str | None, day: str) -> str:
+    return f"{day} of account {account}" if account else day
