@@ -134,7 +134,8 @@ class Workspace:
 
     def steps(self) -> tuple[float, float, float]:
         """From Dagster's records of the latest run: the span of its steps, and the wall and CPU seconds
-        the assets report for their days (their own work, without Dagster's)."""
+        the assets report for their days (their own work, without Dagster's). The datasets of one step run
+        side by side and a day's CPU is the whole process's, so a step counts its longest dataset."""
         from dagster import DagsterEventType, DagsterInstance
 
         with DagsterInstance.from_config(str(self.dir / "home")) as instance:
@@ -142,10 +143,16 @@ class Workspace:
             stats = instance.get_run_step_stats(run_id)
             span = max(s.end_time for s in stats) - min(s.start_time for s in stats)
             records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
-            days = [r.event_log_entry.dagster_event.event_specific_data.materialization.metadata for r in records]
-            days = [m for m in days if "seconds" in m]
-        return (span, sum(m["seconds"].value for m in days),
-                sum(m["cpu_seconds"].value for m in days if "cpu_seconds" in m))
+        by_step: dict[str, dict] = {}  # step -> asset -> [seconds, CPU seconds] over its days
+        for record in records:
+            event = record.event_log_entry.dagster_event
+            days = event.event_specific_data.materialization.metadata
+            if "seconds" in days:
+                totals = by_step.setdefault(record.event_log_entry.step_key, {}).setdefault(event.asset_key, [0, 0])
+                totals[0] += days["seconds"].value
+                totals[1] += days["cpu_seconds"].value if "cpu_seconds" in days else 0
+        longest = [max(assets.values()) for assets in by_step.values()]
+        return span, sum(t[0] for t in longest), sum(t[1] for t in longest)
 
     def latest(self, asset: str, count: int) -> list[dict]:
         """The metadata of the asset's latest `count` materializations, as plain values, newest first."""
