@@ -18,7 +18,7 @@ DEFAULT_TOKEN_ENV = "ZCHAT_API_TOKEN"
 MAX_CONCURRENCY = 256
 # A quarter of the largest page the document allows: a page of 10,000 expanded records is 45 MB of Python
 # objects on its way to Arrow, and the interactions step reads a page of each history while it writes the
-# messages; pages of 2,500 cost three requests more a walk per 10,000 interactions of the day
+# messages; pages of 2,500 cost two requests more a walk per 10,000 interactions of the day
 # (docs/performance.md).
 PAGE_SIZE = MAX_PAGE_SIZE // 4
 
