@@ -122,10 +122,9 @@ class PartitionWriter:
         if self._writer is None and self._handle is None:
             self.write(self.schema.empty_table())
         if self._writer is not None:
-            footer = dict(self.footer)
             if self._lake.provenance is not None:
                 self.provenance = self._lake.provenance(self.schema, self.rows)
-                footer[provenance.KEY] = provenance.encoded(self.provenance)
+            footer = _footer(self.provenance, self.footer)
             if footer:
                 self._writer.add_key_value_metadata(footer)
             self._writer.close()
@@ -468,11 +467,16 @@ class Lake:
 
 def _write(handle, table: pa.Table, stamp: dict | None, footer: dict[bytes, bytes] | None = None) -> None:
     """One Parquet file, with its provenance (when there is one) and `footer` in the footer's key-value metadata."""
-    footer = {**(footer or {}), **({provenance.KEY: provenance.encoded(stamp)} if stamp is not None else {})}
+    footer = _footer(stamp, footer)
     with pq.ParquetWriter(handle, table.schema, compression="zstd") as writer:
         writer.write_table(table)
         if footer:
             writer.add_key_value_metadata(footer)
+
+
+def _footer(stamp: dict | None, more: dict[bytes, bytes] | None) -> dict[bytes, bytes]:
+    """What a file's footer adds to the schema's metadata as it is finished: `more`, and the provenance."""
+    return {**(more or {}), **({provenance.KEY: provenance.encoded(stamp)} if stamp is not None else {})}
 
 
 def _now() -> str:

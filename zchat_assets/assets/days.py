@@ -69,7 +69,7 @@ def api_days(context: AssetExecutionContext, shape: Shape, key: AssetKey,
 
             def metered(day: Day) -> DayOutcome:
                 meter.start()
-                outcome = late_changes(context, key, member, lake, day, produce(member, day, client, lake))
+                outcome = late_changes(key, member, lake, day, produce(member, day, client, lake))
                 outcome.metadata.update(meter.figures())
                 return outcome
 
@@ -86,7 +86,7 @@ def lake_days(context: AssetExecutionContext, shape: Shape, key: AssetKey,
     def session(member: Member):
         lake = member.lake(context)
         lake.provenance = stamp(context, key, lake)
-        yield lambda day: late_changes(context, key, member, lake, day, produce(member, day, lake))
+        yield lambda day: late_changes(key, member, lake, day, produce(member, day, lake))
 
     yield from run_days(context, shape, key, session)
 
@@ -95,8 +95,7 @@ def late_changes_spec(key: AssetKey) -> AssetCheckSpec:
     return AssetCheckSpec(settled.CHECK, asset=key, description=settled.CHECK_DESCRIPTION)
 
 
-def late_changes(context: AssetExecutionContext, key: AssetKey, member: Member, lake: Lake, day: Day,
-                 outcome: DayOutcome) -> DayOutcome:
+def late_changes(key: AssetKey, member: Member, lake: Lake, day: Day, outcome: DayOutcome) -> DayOutcome:
     """A published day's late-change figures and its `late_changes` check (settled.py)."""
     figures, check = settled.record(lake, key.path[-1], day.key, outcome.changes,
                                     settled.age_days(day.key, member.settings.timezone), member.settings.lookback_days)

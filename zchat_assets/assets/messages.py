@@ -107,14 +107,15 @@ def messages_day(context: AssetExecutionContext, relays: Relays | None):
         privacy = member.privacy(context)
         flush, recheck = member.settings.flush_messages, member.settings.recheck_seconds
         label = f"messages {member.partition(day.key)}"
+        relay = relays.get(member.name, day.key) if relays is not None else None
         with DayMessages(lake, day.key, privacy, flush_messages=flush) as day_messages, \
                 Progress(context.log, label, lambda: len(day_messages.to_fetch), lambda: client.in_flight) as progress:
-            if relays is None:
+            if relay is None:
                 expanded = lake.read("history_expanded", day.key, columns=EXPANDED_COLUMNS)
                 day_messages.fetched_for(expanded)
                 pages, fetching = None, day_messages.take(expanded)
             else:
-                pages = Pages(relays.get(member.name, day.key), day_messages)
+                pages = Pages(relay, day_messages)
                 fetching = pages.feed
             for protocol_id, items in client.messages_many(fetching):
                 day_messages.add(protocol_id, items)
@@ -133,9 +134,9 @@ def messages_day(context: AssetExecutionContext, relays: Relays | None):
                 time.sleep(recheck)
                 for protocol_id, items in client.messages_many(short):
                     day_messages.add(protocol_id, items)
-            if pages is not None:
+            if relay is not None:
                 try:
-                    relays.get(member.name, day.key).published()
+                    relay.published()
                 except Failure as failure:
                     raise Failure(f"{label} was not published: {failure.description}.") from None
                 day_messages.fetched_for(lake.read("history_expanded", day.key, columns=EXPANDED_COLUMNS))
