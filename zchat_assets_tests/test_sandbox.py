@@ -1,5 +1,7 @@
 """The sandbox itself: determinism, the vendor's parameters and errors, and consistent figures."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import pytest
@@ -186,3 +188,27 @@ def test_drift_belongs_to_one_walk_of_one_endpoint():
     assert app._drift("history", {**day, "page": "2"}, "drift") == app.drift
     assert app._drift("history/expanded", {**day, "page": "1"}, None) == 0  # the other endpoint's walk begins
     assert app._drift("history", {**day, "page": "3"}, None) == app.drift  # this one keeps its shift
+
+
+def test_a_page_being_built_holds_no_other_answer(sandbox, monkeypatch):
+    """A page of thousands of records takes the sandbox tens of milliseconds to build; built on its event
+    loop, it held every answer in flight that long, past the latency it promises."""
+    building, release = threading.Event(), threading.Event()
+    history = Views.history
+
+    def slow_history(self, *args, **kwargs):
+        building.set()
+        release.wait(30)
+        return history(self, *args, **kwargs)
+
+    monkeypatch.setattr(Views, "history", slow_history)
+    protocol = str(sandbox.app.views.world.day(date.fromisoformat(DAY))[0].protocol)
+    with ThreadPoolExecutor(1) as pool:
+        page = pool.submit(get, sandbox, "history", **{"from": f"{DAY} 00:00:00", "to": f"{DAY} 23:59:59"})
+        assert building.wait(10)
+        try:
+            answer = requests.get(f"{sandbox.url}{API}/history/{protocol}/messages", params={"token": TOKEN}, timeout=5)
+            assert answer.status_code == 200  # while the page is built
+        finally:
+            release.set()
+        assert page.result().status_code == 200
