@@ -519,10 +519,12 @@ def report_table(lines: list[dict], dataset: str) -> pa.Table:
 
 
 def messages_table(batch: list[tuple[str, list[dict]]], privacy: Privacy | None = None) -> pa.Table:
-    """(protocol, messages) pairs to one table; each message keeps its original JSON."""
+    """(protocol, messages) pairs to one table; each message keeps its original JSON: as the API wrote it
+    when the client could keep that (`Messages.sent`), else written from the decoded message."""
     flat = [m for _, messages in batch for m in messages]
     owners = [protocol for protocol, messages in batch for _ in messages]
-    raw = [_to_json(m) for m in flat]
+    raw = [text for _, messages in batch
+           for text in (getattr(messages, "sent", None) or [_to_json(m) for m in messages])]
     return to_table(flat, "messages", {"protocol_id": owners, "raw_json": raw}, privacy)
 
 

@@ -1,6 +1,7 @@
 """The client's endpoints over real HTTP against the sandbox: what each asks for and gives back, paging and
 fan-out end to end, and the settings it is built from."""
 
+import json
 import logging
 import re
 from datetime import date
@@ -9,6 +10,7 @@ import pytest
 
 from zchat_assets.api import ClientSettings, ConfigError, ZchatClient
 from zchat_assets.api.settings import PAGE_SIZE
+from zchat_assets.schemas import messages_table
 from zchat_assets.sandbox import SandboxApp, SandboxServer
 
 from .conftest import DAY, TOKEN, WINDOW, fast_client, make_world, sandbox_stats
@@ -58,6 +60,23 @@ def test_messages_many_respects_the_concurrency_cap(sandbox):
     got = dict(c.messages_many(ids))
     assert set(got) == set(ids)
     assert sandbox_stats(sandbox)["max_in_flight"] <= 4
+
+
+def test_messages_keep_each_ones_json_as_the_api_wrote_it():
+    """`raw_json` is the API's own text: cut from the answer, not written again (a compact, escaped one here)."""
+    world = make_world()
+    with SandboxServer(SandboxApp(world, TOKEN)) as plain, \
+            SandboxServer(SandboxApp(world, TOKEN, dialects=frozenset({"escaped_json"}))) as escaped:
+        ids = [str(r["id"]) for page in fast_client(plain).history_pages(*WINDOW) for r in page]
+        wanted = dict(fast_client(plain).messages_many(ids))
+        got = dict(fast_client(escaped).messages_many(ids))
+    assert got == wanted and sum(map(len, got.values())) > len(ids)
+    sent = [text for items in got.values() for text in items.sent]
+    assert [json.loads(text) for text in sent] == [m for items in got.values() for m in items]
+    assert sent == [json.dumps(m, separators=(",", ":")) for items in got.values() for m in items]
+    assert any("\\u00" in text for text in sent)  # accented names, escaped as the server wrote them
+    table = messages_table(list(got.items()))
+    assert table.column("raw_json").to_pylist() == sent
 
 
 @pytest.mark.parametrize("url,problem", [

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import pytest
 
 from zchat_assets.api import AuthError, BadRequestError, ConfigError, GoneError
-from zchat_assets.api.policy import Latency, Retry, RetryPolicy, classify, decode, parse_retry_after
+from zchat_assets.api.policy import Latency, Retry, RetryPolicy, classify, data_as_sent, decode, parse_retry_after
 from zchat_assets.api.redact import redact
 
 TOKEN = "policy-token-SECRET"
@@ -114,3 +114,15 @@ def test_an_answer_is_waited_for_ten_times_the_recent_slowest_within_the_bounds(
         latency.record(2.0)  # the API has become slow: its answers give the longer timeout back
     assert latency.timeout(0) == 20.0 and latency.timeout(2) == 60.0
     assert len(latency.recent()) == Latency.SAMPLES
+
+
+@pytest.mark.parametrize("content,sent", [
+    (b'{"success": true, "data": [{"a": 1,  "b": "\\u00e9"}, 2, null]}', ['{"a": 1,  "b": "\\u00e9"}', "2", "null"]),
+    ('{"data":[{"text":"olá"}]}'.encode(), ['{"text":"olá"}']),   # as written: no spaces added, no escapes
+    (b'{"data": []}', []),
+    (b'{"data": {"a": 1}}', None),                                # not a list: the caller writes the JSON itself
+    (b'{"data": [{"a": NaN}]}', None),                            # what only the standard library reads
+    (b'{"status": 200}', None),
+])
+def test_data_as_sent_cuts_each_item_from_the_body(content, sent):
+    assert data_as_sent(content) == sent

@@ -14,10 +14,18 @@ from collections.abc import Iterable, Iterator
 from .errors import ApiUnavailableError, ConfigError, GoneError, missing_token
 from .fanout import fan_out
 from .paging import walk
+from .policy import data_as_sent
 from .redact import install_log_redaction
 from .requester import Requester, RequestStats
 from .settings import DEFAULT_TOKEN_ENV, ClientSettings
 from .vendor import API_PREFIX, REPORT_DATA_TYPES
+
+
+class Messages(list):
+    """One interaction's messages, decoded, and `sent`: each one's JSON as the API wrote it (None when it
+    could not be cut from the answer), which `raw_json` keeps without writing every message again."""
+
+    __slots__ = ("sent",)
 
 
 class ZchatClient:
@@ -121,15 +129,19 @@ class ZchatClient:
         """Every page of a paged endpoint (`paging.walk`)."""
         return walk(self.get, path, params, self.page_size, self._page_records, self._log)
 
-    def messages(self, protocol_id: str) -> list[dict]:
+    def messages(self, protocol_id: str) -> Messages:
         """Every message of one interaction."""
         return self._requester.run(self._messages(protocol_id))
 
-    async def _messages(self, protocol_id: str) -> list[dict]:
+    async def _messages(self, protocol_id: str) -> Messages:
         path = f"history/{protocol_id}/messages"
-        return data_list(await self._requester.fetch(path, {}), path)
+        body, content = await self._requester.fetch_sent(path, {})
+        messages = Messages(data_list(body, path))
+        sent = data_as_sent(content)
+        messages.sent = sent if sent is not None and len(sent) == len(messages) else None
+        return messages
 
-    def messages_many(self, protocol_ids: Iterable[str]) -> Iterator[tuple[str, list[dict] | GoneError]]:
+    def messages_many(self, protocol_ids: Iterable[str]) -> Iterator[tuple[str, Messages | GoneError]]:
         """(protocol, messages) pairs in completion order, `concurrency` at a time; a protocol the API says
         is not there comes with its `GoneError` instead, and the others go on. The first other failure stops
         the workers and is raised."""

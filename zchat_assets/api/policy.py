@@ -28,6 +28,13 @@ BASE_URL_HINT = ("check the base URL (ZCHAT_BASE_URL, or base_url in the account
 _decoder = msgspec.json.Decoder()
 
 
+class _Data(msgspec.Struct):
+    data: list[msgspec.Raw]
+
+
+_data_as_sent = msgspec.json.Decoder(_Data)
+
+
 @dataclass(frozen=True)
 class Retry:
     """A failed attempt worth retrying; `wait` is the server's Retry-After when it gave one."""
@@ -83,6 +90,15 @@ def decode(content: bytes):
     try:
         return json.loads(content)
     except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def data_as_sent(content: bytes) -> list[str] | None:
+    """Each item of the body's `data` list as the API wrote it (a cut of the body, not written again), or
+    None when msgspec cannot read the body (`decode` then took the standard library's way)."""
+    try:
+        return [str(item, "utf-8") for item in _data_as_sent.decode(content).data]
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return None
 
 

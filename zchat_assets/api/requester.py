@@ -112,10 +112,14 @@ class Requester:
 
     async def fetch(self, path: str, params: dict[str, str]) -> dict:
         """`get`, as a coroutine of the requester's loop."""
+        return (await self.fetch_sent(path, params))[0]
+
+    async def fetch_sent(self, path: str, params: dict[str, str]) -> tuple[dict, bytes]:
+        """`fetch`, and the body as the API sent it."""
         failures = throttles = timeouts = 0
         while True:
             outcome = await self._attempt(path, params, self._latency.timeout(timeouts))
-            if isinstance(outcome, dict):
+            if not isinstance(outcome, Retry):
                 await self.in_flight.succeeded()
                 return outcome
             label = request_label(path, params)
@@ -145,7 +149,7 @@ class Requester:
             else:
                 await asyncio.sleep(delay)
 
-    async def _attempt(self, path: str, params: dict[str, str], read_timeout: float) -> dict | Retry:
+    async def _attempt(self, path: str, params: dict[str, str], read_timeout: float) -> tuple[dict, bytes] | Retry:
         url = f"{self._root}{quote(path)}?{urlencode({**params, 'token': self._token})}"
         async with self.in_flight:
             # Paced only once it holds an in-flight slot: waiting for a slot after the pacing would let
@@ -164,8 +168,9 @@ class Requester:
             if answer.setup_problem:  # retrying cannot fix a wrong address, port or certificate
                 raise ConfigError(f"{answer.setup_problem} calling {self._clean(url)}: {BASE_URL_HINT}.")
             return Retry(answer.reason, timed_out=answer.timed_out)
-        return classify(answer.status, answer.headers, answer.content, path, params, url, self._clean,
-                        self._token_hint)
+        outcome = classify(answer.status, answer.headers, answer.content, path, params, url, self._clean,
+                           self._token_hint)
+        return outcome if isinstance(outcome, Retry) else (outcome, answer.content)
 
     def _clean(self, text: str) -> str:
         return redact(text, self._token)

@@ -211,7 +211,10 @@ class SandboxApp:
         data = self._answer(views, endpoint, path, query, drift)
         if self.schema_changes and endpoint != "reports":
             data = [_changed(record, self.schema_changes, endpoint) for record in data]
-        return json.dumps({"status": 200, "success": True, "data": data}, ensure_ascii=False).encode()
+        body = {"status": 200, "success": True, "data": data}
+        if "escaped_json" in self.dialects:
+            return json.dumps(body, separators=(",", ":")).encode()
+        return json.dumps(body, ensure_ascii=False).encode()
 
     @staticmethod
     def _answer(views: Views, endpoint: str, path: str, query: dict, drift: int) -> list:
