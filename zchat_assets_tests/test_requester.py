@@ -174,3 +174,11 @@ def test_isolated_429s_make_only_their_own_request_wait(sandbox):
     assert len(dict(c.messages_many(ids))) == len(ids)
     assert c.stats.throttled == 1 and c._requester.in_flight.limit == 4
     assert time.monotonic() - started < 0.5 + len(ids) * 0.011 / 4 + 1.0
+
+
+def test_requests_run_on_uvloop_where_it_is_installed(sandbox):
+    """uvloop carries the same requests for less CPU than asyncio's own loop (docs/performance.md)."""
+    uvloop = pytest.importorskip("uvloop")
+    c = fast_client(sandbox)
+    assert c.report("period", *WINDOW)[-1]["title"] == "Total"
+    assert isinstance(c._requester.loop, uvloop.Loop)

@@ -6,7 +6,9 @@ says. Everything that reads a request's story (why it was retried, how long it w
 `policy`.
 
 Requests run on the requester's own event loop, in a thread of its own started with the first request:
-`fetch` is the coroutine (the fan-out runs many on the loop), `get` waits for one from any thread.
+`fetch` is the coroutine (the fan-out runs many on the loop), `get` waits for one from any thread. The
+loop is uvloop's where it is installed (it comes with dagster-webserver, except on Windows): the same
+requests for 7% less of the process's CPU than asyncio's own loop (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ import weakref
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
+
+try:
+    from uvloop import new_event_loop
+except ImportError:  # Windows
+    from asyncio import new_event_loop
 
 from .errors import TOKEN_PAGE, ApiUnavailableError, ConfigError
 from .policy import BASE_URL_HINT, Latency, Retry, RetryPolicy, classify, request_label
@@ -83,7 +90,7 @@ class Requester:
         """The event loop the requests run on, started (with the connection pool) on first use."""
         with self._starting:
             if self._loop is None:
-                loop = asyncio.new_event_loop()
+                loop = new_event_loop()
                 thread = threading.Thread(target=loop.run_forever, name="zchat-api-loop", daemon=True)
                 thread.start()
                 asyncio.run_coroutine_threadsafe(self._transport.open(), loop).result()
