@@ -22,6 +22,8 @@ from .relay import Listing, Relays
 
 HELD = ("history", "history_expanded", "messages")  # the datasets of the step
 STOP_SECONDS = 30  # an interrupted dataset waits for at most one answer (a page, a batch of messages)
+# A wait wakes now and then to see an interrupt: one that lands as a wait begins does not end the wait itself.
+WAKE_SECONDS = 0.5
 
 
 def interactions_asset(account: Shape) -> AssetsDefinition | None:
@@ -95,7 +97,8 @@ def side_by_side(runs: list[Callable[[], Iterator]], log) -> Iterator:
         thread.start()
     try:
         for finished in done:
-            finished.wait()
+            while not finished.wait(WAKE_SECONDS):
+                pass
     except BaseException as interrupt:
         stop(threads, done, type(interrupt))
         raise
