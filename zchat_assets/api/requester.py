@@ -8,7 +8,7 @@ says. Everything that reads a request's story (why it was retried, how long it w
 Requests run on the requester's own event loop, in a thread of its own started with the first request:
 `fetch` is the coroutine (the fan-out runs many on the loop), `get` waits for one from any thread. The
 loop is uvloop's where it is installed (it comes with dagster-webserver, except on Windows): the same
-requests for 7% less of the process's CPU than asyncio's own loop (docs/performance.md).
+requests for 6-7% less of the process's CPU than asyncio's own loop (docs/performance.md).
 """
 
 from __future__ import annotations
