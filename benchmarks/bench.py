@@ -99,13 +99,8 @@ class Sandbox:
         return self.get("/_sandbox/stats" + ("?reset=1" if reset else ""))
 
     def cpu(self) -> float | None:
-        """CPU seconds the sandbox has used, where Linux's /proc tells (None elsewhere): it shares the
-        machine's cores with the run."""
-        stat = Path(f"/proc/{self._process.pid}/stat")
-        if not stat.exists():
-            return None
-        fields = stat.read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU seconds the sandbox has used: it shares the machine's cores with the run."""
+        return cpu_seconds(self._process.pid)
 
     def __enter__(self) -> Sandbox:
         return self
@@ -113,6 +108,15 @@ class Sandbox:
     def __exit__(self, *exc) -> None:
         self._process.terminate()
         self._process.wait()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU seconds a process has used, where Linux's /proc tells (None elsewhere, or once it has ended)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Workspace:

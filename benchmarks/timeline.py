@@ -17,27 +17,20 @@ import threading
 import time
 from pathlib import Path
 
-from bench import FETCH, Sandbox, Workspace
+from bench import FETCH, Sandbox, Workspace, cpu_seconds
 
 TICK = 0.5
 
 
-def cpu_seconds(pid: int | None) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, TypeError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def materializing() -> int | None:
-    """The pid of the `dagster asset materialize` process (peak.py running it, as bench.run starts it)."""
+    """The pid of this process's `dagster asset materialize` child (peak.py running it, as bench.run starts it)."""
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
+            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
             continue
-        if b"materialize" in argv:
+        if b"materialize" in argv and parent == os.getpid():
             return int(pid)
     return None
 
@@ -50,43 +43,53 @@ def main() -> None:
     args = parser.parse_args()
     with Sandbox(args.scale, args.latency) as sandbox:
         space = Workspace(sandbox, args.concurrency)
-        ticks: list[tuple[float, int, float | None, float | None]] = []
-        done = threading.Event()
-        started = time.time()
+        try:
+            watch(sandbox, space, args.latency, args.concurrency)
+        finally:
+            space.close()
 
-        def watch() -> None:
-            pid = None
-            while not done.wait(TICK):
-                pid = pid or materializing()
-                ticks.append((time.time() - started, sandbox.stats()["requests"], sandbox.cpu(), cpu_seconds(pid)))
 
-        watcher = threading.Thread(target=watch)
-        watcher.start()
+def watch(sandbox: Sandbox, space: Workspace, latency: float, concurrency: int) -> None:
+    """Runs the day while reading the counters every TICK, then prints them and the run's events."""
+    ticks: list[tuple[float, int, float | None, float | None]] = []
+    done = threading.Event()
+    started = time.time()
+
+    def poll() -> None:
+        pid = None
+        while not done.wait(TICK):
+            pid = pid or materializing()
+            ticks.append((time.time() - started, sandbox.stats()["requests"], sandbox.cpu(),
+                          cpu_seconds(pid) if pid else None))
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
         wall, _, _ = space.materialize(FETCH)
+    finally:
         done.set()
-        watcher.join()
-        requests = sandbox.stats()["requests"]
-        print(f"{requests:,} requests in {wall:.1f} s; the bound N x L / C is {requests * args.latency / args.concurrency:.1f} s; "
-              f"answers a second at the bound: {args.concurrency / args.latency:,.0f}")
-        print("seconds  answers/s  sandbox CPU  run's CPU")
-        for (t0, n0, s0, r0), (t1, n1, s1, r1) in zip(ticks, ticks[1:]):
-            if n1 == n0 and (n0 == 0 or n0 >= requests):
-                continue
-            share = [f"{(b - a) / (t1 - t0):.2f}" if a is not None and b is not None else "" for a, b in ((s0, s1), (r0, r1))]
-            print(f"{t1:7.1f}  {(n1 - n0) / (t1 - t0):9,.0f}  {share[0]:>11}  {share[1]:>9}")
-        print("Dagster's events (seconds from the start):")
-        from dagster import DagsterInstance
+        poller.join()
+    requests = sandbox.stats()["requests"]
+    print(f"{requests:,} requests in {wall:.1f} s; the bound N x L / C is {requests * latency / concurrency:.1f} s; "
+          f"answers a second at the bound: {concurrency / latency:,.0f}")
+    print("seconds  answers/s  sandbox CPU  run's CPU")
+    for (t0, n0, s0, r0), (t1, n1, s1, r1) in zip(ticks, ticks[1:]):
+        if n1 == n0 and (n0 == 0 or n0 >= requests):
+            continue
+        share = [f"{(b - a) / (t1 - t0):.2f}" if a is not None and b is not None else "" for a, b in ((s0, s1), (r0, r1))]
+        print(f"{t1:7.1f}  {(n1 - n0) / (t1 - t0):9,.0f}  {share[0]:>11}  {share[1]:>9}")
+    print("Dagster's events (seconds from the start):")
+    from dagster import DagsterInstance
 
-        with DagsterInstance.from_config(str(space.dir / "home")) as instance:
-            run_id = instance.get_runs(limit=1)[0].run_id
-            for record in instance.all_logs(run_id):
-                event = record.dagster_event
-                if event is not None and event.event_type_value in ("STEP_START", "ASSET_MATERIALIZATION", "STEP_SUCCESS",
-                                                                    "PIPELINE_SUCCESS", "PIPELINE_FAILURE"):
-                    key = event.asset_key.to_user_string() if event.asset_key else ""
-                    print(f"{record.timestamp - started:7.1f}  {event.event_type_value} {key}")
-        print(f"{wall:7.1f}  the process ended")
-        space.close()
+    with DagsterInstance.from_config(str(space.dir / "home")) as instance:
+        run_id = instance.get_runs(limit=1)[0].run_id
+        for record in instance.all_logs(run_id):
+            event = record.dagster_event
+            if event is not None and event.event_type_value in ("STEP_START", "ASSET_MATERIALIZATION", "STEP_SUCCESS",
+                                                                "PIPELINE_SUCCESS", "PIPELINE_FAILURE"):
+                key = event.asset_key.to_user_string() if event.asset_key else ""
+                print(f"{record.timestamp - started:7.1f}  {event.event_type_value} {key}")
+    print(f"{wall:7.1f}  the process ended")
 
 
 if __name__ == "__main__":

@@ -154,12 +154,28 @@ def _masked(table: pa.Table) -> pa.Table:
 
 
 def _masked_json(text: str | None, kept: frozenset) -> str | None:
-    """JSON with every string masked but those at the `kept` places; the same text when nothing changed."""
+    """JSON with every string masked but those at the `kept` places; the same text when nothing changed.
+    The text as the API wrote it may name a key twice, which parsing keeps once: such text is written
+    again, or the value parsing dropped would stay unmasked."""
     if text is None:
         return text
-    value = json.loads(text)
+    try:
+        value, repeated = json.loads(text, object_pairs_hook=_once), False
+    except _RepeatedKey:
+        value, repeated = json.loads(text), True
     masked = _masked_value(value, (), kept)
-    return text if masked == value else json.dumps(masked, ensure_ascii=False)
+    return text if masked == value and not repeated else json.dumps(masked, ensure_ascii=False)
+
+
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _once(pairs: list[tuple]) -> dict:
+    found = dict(pairs)
+    if len(found) < len(pairs):
+        raise _RepeatedKey
+    return found
 
 
 def _masked_value(value, path: tuple, kept: frozenset):

@@ -223,6 +223,13 @@ def test_every_authors_text_is_masked_and_the_original_json_beside_the_columns_v
                                            "attachment": {**message["attachment"], "name": "cpf [cpf].pdf"}}
 
 
+def test_a_key_the_api_wrote_twice_hides_no_identifier():
+    """raw_json is the API's own text: parsing keeps one of two values of a key, so the text is written again."""
+    raw = '{"id": "1-2", "text": "meu cpf 529.982.247-25", "text": "ok"}'
+    masked = Privacy(text="mask").apply(pa.table({"raw_json": [raw, '{"text":  "ok"}']})).column("raw_json").to_pylist()
+    assert masked == ['{"id": "1-2", "text": "ok"}', '{"text":  "ok"}']
+
+
 def test_unknown_fields_and_notes_are_masked_and_unchanged_json_is_kept_byte_for_byte():
     extra = '{"comment":"ligar no +55 21 3456-7890","tries":[2,"ana@x.com.br"]}'
     table = pa.table({"notes": ["CPF 529.982.247-25", None], "extra_json": [extra, '{"a":  "sem dados"}']})

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from zchat_assets import schemas
+from zchat_assets.api.client import Messages
 from zchat_assets.schemas import SchemaError, to_table
 
 RECORD = {
@@ -117,3 +118,16 @@ def test_the_report_counters_are_the_vendors_additive_ones():
 def test_an_author_type_is_kept_in_one_spelling_whatever_the_api_sent(sent, kept):
     assert schemas.author_type(sent) == kept
     assert schemas.author_type(sent) == kept  # the second time, from the cache of spellings
+
+
+def test_raw_json_is_the_text_the_api_sent_else_written_from_the_message():
+    """A client answer carries each message as sent (`Messages.sent`); where it could not be cut (a body only
+    the standard library reads, a list built in a test) raw_json is written from the decoded message."""
+    message = {"id": "1-1", "text": "olá", "author": {"type": "AGENT"}}
+    sent = Messages([message])
+    sent.sent = ['{"id":"1-1","text":"ol\\u00e1","author":{"type":"AGENT"}}']
+    unsent = Messages([message])
+    unsent.sent = None
+    raws = schemas.messages_table([("1", sent), ("2", unsent), ("3", [message])]).column("raw_json").to_pylist()
+    assert raws == [sent.sent[0], '{"id": "1-1", "text": "olá", "author": {"type": "AGENT"}}',
+                    '{"id": "1-1", "text": "olá", "author": {"type": "AGENT"}}']

@@ -137,8 +137,7 @@ class ZchatClient:
         path = f"history/{protocol_id}/messages"
         body, content = await self._requester.fetch_sent(path, {})
         messages = Messages(data_list(body, path))
-        sent = data_as_sent(content)
-        messages.sent = sent if sent is not None and len(sent) == len(messages) else None
+        messages.sent = data_as_sent(content)
         return messages
 
     def messages_many(self, protocol_ids: Iterable[str]) -> Iterator[tuple[str, Messages | GoneError]]:

@@ -7,7 +7,7 @@ says. Everything that reads a request's story (why it was retried, how long it w
 
 Requests run on the requester's own event loop, in a thread of its own started with the first request:
 `fetch` is the coroutine (the fan-out runs many on the loop), `get` waits for one from any thread. The
-loop is uvloop's where it is installed (it comes with dagster-webserver, except on Windows): the same
+loop is uvloop's where it is installed (dagster-webserver brings it, but for Windows, Cygwin and PyPy): the same
 requests for 6-7% less of the process's CPU than asyncio's own loop (docs/performance.md).
 """
 
@@ -25,7 +25,7 @@ from urllib.parse import quote, urlencode
 
 try:
     from uvloop import new_event_loop
-except ImportError:  # Windows
+except ImportError:  # where uvloop is not built: Windows, Cygwin, PyPy
     from asyncio import new_event_loop
 
 from .errors import TOKEN_PAGE, ApiUnavailableError, ConfigError

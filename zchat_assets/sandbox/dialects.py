@@ -20,7 +20,7 @@ DIALECTS = {
     "missing_ids": "system messages come without an id",
     "lower_content": "messages' author types in lower case (customer, agent), their text as `content` and their "
                      "kind as `content_type`",
-    "escaped_json": "JSON written compactly, every character beyond ASCII escaped (\\u00e9)",
+    "escaped_json": "good answers' JSON written compactly, every character beyond ASCII escaped (\\u00e9)",
 }
 TIMESTAMPS = ("created_at", "current_state_time", "first_answer_time", "startTime", "endTime")
 QUEUE_STATE = "NOT_ANSWERED"
