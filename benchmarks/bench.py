@@ -110,13 +110,19 @@ class Sandbox:
         self._process.wait()
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """CPU seconds a process has used, where Linux's /proc tells (None elsewhere, or once it has ended)."""
+def proc_stat(pid: int) -> list[str] | None:
+    """A process's fields in Linux's /proc/PID/stat after its name (state, parent, …, user and system CPU
+    ticks at 11 and 12); None elsewhere, or once it has ended."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU seconds a process has used, where /proc tells."""
+    fields = proc_stat(pid)
+    return None if fields is None else (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Workspace:

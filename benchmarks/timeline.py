@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench import FETCH, Sandbox, Workspace, cpu_seconds
+from bench import FETCH, Sandbox, Workspace, cpu_seconds, proc_stat
 
 TICK = 0.5
 
@@ -27,10 +27,10 @@ def materializing() -> int | None:
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
+        except OSError:
             continue
-        if b"materialize" in argv and parent == os.getpid():
+        fields = proc_stat(int(pid))
+        if b"materialize" in argv and fields is not None and int(fields[1]) == os.getpid():
             return int(pid)
     return None
 
