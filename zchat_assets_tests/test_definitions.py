@@ -296,3 +296,30 @@ def test_malloc_keeps_two_arenas_unless_the_user_chose_how_many(imported, chosen
         env["MALLOC_ARENA_MAX"] = chosen
     out = subprocess.run([sys.executable, "-c", ARENAS, imported], env=env, capture_output=True, text=True, check=True)
     assert fewest <= int(out.stdout) <= most
+
+
+COLLECTOR = """
+import atexit, gc, sys
+exec(sys.argv[1])
+# Registered before the package's own handler, so it runs after it: what the collector holds at exit.
+atexit.register(lambda: print(gc.get_threshold()[0], gc.isenabled(), gc.get_freeze_count(), len(gc.get_objects())))
+import zchat_assets.definitions
+"""
+
+
+@pytest.mark.parametrize("before,young,enabled,frozen", [
+    ("", 10_000, True, True),
+    ("gc.set_threshold(500, 10, 10)", 500, True, False),
+    ("gc.disable()", 700, False, False),
+])
+def test_the_collector_leaves_what_import_made_alone_unless_the_process_chose_its_own(before, young, enabled,
+                                                                                     frozen):
+    """Import's objects are frozen, so neither the run's full collections nor the exit walk them again, and
+    young collections come every 10,000 allocations; a process that set its own collector keeps it."""
+    out = subprocess.run([sys.executable, "-c", COLLECTOR, before], capture_output=True, text=True, check=True)
+    threshold, on, frozen_count, walked = out.stdout.split()
+    assert (int(threshold), on == "True") == (young, enabled)
+    if frozen:
+        assert int(frozen_count) > 100_000 and int(walked) < int(frozen_count) / 100
+    else:
+        assert int(frozen_count) == 0 and int(walked) > 100_000
