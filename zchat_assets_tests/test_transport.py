@@ -5,6 +5,8 @@ import asyncio
 import os
 import socket
 import ssl
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aiohttp
@@ -73,6 +75,21 @@ def test_what_https_trusts_is_built_once_per_bundle_until_the_bundle_changes(tmp
     assert _tls(str(bundle)) is first
     os.utime(bundle, ns=(0, bundle.stat().st_mtime_ns + 1_000_000_000))  # replaced in place
     assert _tls(str(bundle)) is not first
+
+
+def test_clients_opened_at_the_same_moment_build_what_https_trusts_once(tmp_path):
+    """The datasets of a step open their clients together: one builds the context, the others take it."""
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text(Path(certifi.where()).read_text())
+    start = threading.Barrier(4)
+
+    def open_one(_):
+        start.wait()
+        return _tls(str(bundle))
+
+    with ThreadPoolExecutor(4) as pool:
+        contexts = list(pool.map(open_one, range(4)))
+    assert all(context is contexts[0] for context in contexts)
 
 
 KEY = ConnectionKey(host="zchat.invalid", port=443, is_ssl=True, ssl=True, proxy=None, proxy_auth=None,

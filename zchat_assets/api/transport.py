@@ -18,6 +18,7 @@ import asyncio
 import functools
 import os
 import ssl
+import threading
 from dataclasses import dataclass
 
 import aiohttp
@@ -95,10 +96,19 @@ def _tls(verify: bool | str) -> ssl.SSLContext | bool:
     return _trusting(bundle, os.stat(bundle).st_mtime_ns)
 
 
-@functools.lru_cache(maxsize=8)
 def _trusting(bundle: str, changed: int) -> ssl.SSLContext:
     """Built once per bundle and version of it (16 ms each), not once per client: a fleet's step opens one
-    per account, and a code server that runs for weeks still sees a bundle replaced in place."""
+    per account, and a code server that runs for weeks still sees a bundle replaced in place. The datasets
+    of a step open their clients at the same moment: the first builds it, the others wait for it."""
+    with _BUILDING:
+        return _built(bundle, changed)
+
+
+_BUILDING = threading.Lock()
+
+
+@functools.lru_cache(maxsize=8)
+def _built(bundle: str, changed: int) -> ssl.SSLContext:
     return ssl.create_default_context(**({"capath": bundle} if os.path.isdir(bundle) else {"cafile": bundle}))
 
 
