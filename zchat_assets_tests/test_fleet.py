@@ -2,13 +2,15 @@
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import dagster as dg
 import pyarrow.dataset as ds
 import pytest
 
-from zchat_assets.assets import build_account_defs, build_fleet_defs
+from zchat_assets import open_days
+from zchat_assets.assets import build_account_defs, build_fleet_defs, messages
 from zchat_assets.assets.partitions import OutsideThePartitions
 from zchat_assets.fleets import fleet_from_yaml
 from zchat_assets.lake import Lake
@@ -126,6 +128,38 @@ def test_days_before_an_accounts_start_are_not_its_days(two_sandboxes, tokens, t
     lake = {name: Lake(str(tmp_path), account=name) for name in ("acme", "initech")}
     assert lake["acme"].exists("history", "2026-11-18") and lake["acme"].exists("history", "2026-11-19")
     assert lake["initech"].exists("history", "2026-11-19") and not lake["initech"].exists("history", "2026-11-18")
+
+
+def test_an_account_that_fails_half_way_holds_up_none_of_the_others(two_sandboxes, tokens, tmp_path, monkeypatch):
+    """The expanded history stops at acme's first day, on an error no day can get past: acme's messages fail at
+    once, rather than after the expanded history has done every other account of the fleet."""
+    servers, _ = two_sandboxes
+    assets = fleet_assets(fleet(str(tmp_path), servers), dict(os.environ))
+    messages_at_globex, waited = threading.Event(), []
+    mark, made = open_days.mark, messages.DayMessages
+
+    def failing_mark(lake, day, unfinished):
+        if lake.account == "acme":
+            raise RuntimeError("the disk went away")
+        waited.append(messages_at_globex.wait(15))  # globex's expanded days wait for globex's messages to begin
+        mark(lake, day, unfinished)
+
+    class Watched(made):
+        def __init__(self, lake, *args, **kwargs):
+            if lake.account == "globex":
+                messages_at_globex.set()
+            super().__init__(lake, *args, **kwargs)
+
+    monkeypatch.setattr(open_days, "mark", failing_mark)
+    monkeypatch.setattr(messages, "DayMessages", Watched)
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize(only("history_expanded", "messages", assets=assets), ["acme|2026-11-17", f"globex|{DAY}"],
+                         instance)
+    assert waited == [True, True]
+    assert not result.success and "the disk went away" in step_failure(result)
+    for dataset in ("history_expanded", "messages"):
+        done = instance.get_materialized_partitions(dg.AssetKey(["zchat", "bpo", dataset]))
+        assert done == {"globex|2026-11-17", f"globex|{DAY}"}, dataset
 
 
 def only_history(assets):

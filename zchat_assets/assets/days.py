@@ -54,26 +54,32 @@ _OPENING = threading.Lock()
 
 
 def api_days(context: AssetExecutionContext, shape: Shape, key: AssetKey,
-             produce: Callable[[Member, Day, ZchatClient, Lake], DayOutcome]) -> Iterator:
+             produce: Callable[[Member, Day, ZchatClient, Lake], DayOutcome],
+             done_with: Callable[[Member], None] | None = None) -> Iterator:
     """`run_days` for assets that call the API: each account's lake (probed before any request) and client
-    are opened once for its days, and each day's request figures join its metadata."""
+    are opened once for its days, and each day's request figures join its metadata. `done_with(member)` is
+    told when the asset is done with an account's days, whether they succeeded or not."""
 
     @contextmanager
     def session(member: Member):
-        with _OPENING:
-            lake = member.lake(context)
-            housekeeping(context, member, lake)
-        with member.open_client(context) as client:
-            meter = ApiMeter(client)
-            lake.provenance = stamp(context, key, lake, meter.requests)
+        try:
+            with _OPENING:
+                lake = member.lake(context)
+                housekeeping(context, member, lake)
+            with member.open_client(context) as client:
+                meter = ApiMeter(client)
+                lake.provenance = stamp(context, key, lake, meter.requests)
 
-            def metered(day: Day) -> DayOutcome:
-                meter.start()
-                outcome = late_changes(key, member, lake, day, produce(member, day, client, lake))
-                outcome.metadata.update(meter.figures())
-                return outcome
+                def metered(day: Day) -> DayOutcome:
+                    meter.start()
+                    outcome = late_changes(key, member, lake, day, produce(member, day, client, lake))
+                    outcome.metadata.update(meter.figures())
+                    return outcome
 
-            yield metered
+                yield metered
+        finally:
+            if done_with is not None:
+                done_with(member)
 
     yield from run_days(context, shape, key, session)
 

@@ -18,7 +18,7 @@ from .account import Shape
 from .days import api_days
 from .history import history_day, history_spec
 from .messages import messages_day, messages_spec
-from .relay import Listing, Relays
+from .relay import EVERY, Listing, Relays
 
 HELD = ("history", "history_expanded", "messages")  # the datasets of the step
 STOP_SECONDS = 30  # an interrupted dataset waits for at most one answer (a page, a batch of messages)
@@ -46,8 +46,8 @@ def interactions_asset(account: Shape) -> AssetsDefinition | None:
                                                    mine=listing["history_expanded"], theirs=listing["history"]),
                    "messages": messages_day(context, to_messages)}
         tells = {"history": [listing["history"]], "history_expanded": [to_messages, listing["history_expanded"]]}
-        runs = [telling(lambda d=d: api_days(context, account, account.key(d), produce[d]), d, tells.get(d, []))
-                for d in datasets if d in selected]
+        runs = [telling(lambda done, d=d: api_days(context, account, account.key(d), produce[d], done_with=done), d,
+                        tells.get(d, [])) for d in datasets if d in selected]
         if len(runs) == 1:
             yield from runs[0]()
         else:
@@ -56,18 +56,21 @@ def interactions_asset(account: Shape) -> AssetsDefinition | None:
     return interactions
 
 
-def telling(run: Callable[[], Iterator], dataset: str, tells: list) -> Callable[[], Iterator]:
-    """`run`, after which the days it did not settle fail for those waiting on them (`tells`: Relays, Listings)."""
+def telling(run: Callable[[Callable], Iterator], dataset: str, tells: list) -> Callable[[], Iterator]:
+    """`run(done_with)`, where the days it did not settle fail for those waiting on them (`tells`: Relays,
+    Listings): an account's, once `done_with(member)` says it is done with the account (which failed half-way,
+    say), so that the others do not wait for every other account of a fleet; then every account's."""
     tells = [t for t in tells if t is not None]
-    if not tells:
-        return run
+
+    def close(account=EVERY) -> None:
+        for told in tells:
+            told.close(f"{dataset} {{day}} was not published in this run", account)
 
     def closing() -> Iterator:
         try:
-            yield from run()
+            yield from run(lambda member: close(member.name))
         finally:
-            for told in tells:
-                told.close(f"{dataset} {{day}} was not published in this run")
+            close()
 
     return closing
 

@@ -58,30 +58,35 @@ class Relay:
         return self._protocols
 
 
+EVERY = object()  # `close`: the telling side is done with every account
+
+
 class Relays:
     """The relays of one step's days, by account and day, made by whichever side asks first."""
 
     def __init__(self):
         self._relays: dict[tuple[str | None, str], Relay] = {}
         self._lock = threading.Lock()
-        self._closed: str | None = None
+        self._closed: dict = {}  # account, or EVERY -> the failure of the days not settled
 
     def get(self, account: str | None, day: str) -> Relay:
         with self._lock:
             relay = self._relays.get((account, day))
             if relay is None:
                 relay = self._relays[account, day] = Relay()
-                if self._closed is not None:
-                    relay.settle(self._closed.format(day=_named(account, day)))
+                failure = self._closed.get(account, self._closed.get(EVERY))
+                if failure is not None:
+                    relay.settle(failure.format(day=_named(account, day)))
             return relay
 
-    def close(self, failure: str) -> None:
-        """The telling side is done: every day it did not settle fails with `failure` ({day})."""
+    def close(self, failure: str, account=EVERY) -> None:
+        """The telling side is done with `account` (by default, with every account): each of its days it did
+        not settle fails with `failure` ({day}), so that the other side goes on to the next account at once."""
         with self._lock:
-            self._closed = failure
-            relays = list(self._relays.items())
-        for (account, day), relay in relays:
-            relay.settle(failure.format(day=_named(account, day)))
+            self._closed[account] = failure
+            relays = [(key, relay) for key, relay in self._relays.items() if account is EVERY or key[0] == account]
+        for (named, day), relay in relays:
+            relay.settle(failure.format(day=_named(named, day)))
 
 
 @dataclass
@@ -96,9 +101,9 @@ class Listing:
     def both(self) -> tuple[Relays, Relays]:
         return self.walked, self.whole
 
-    def close(self, failure: str) -> None:
+    def close(self, failure: str, account=EVERY) -> None:
         for relays in self.both:
-            relays.close(failure)
+            relays.close(failure, account)
 
 
 def _named(account: str | None, day: str) -> str:
