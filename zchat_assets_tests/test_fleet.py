@@ -10,7 +10,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from zchat_assets import open_days
-from zchat_assets.assets import build_account_defs, build_fleet_defs, messages
+from zchat_assets.assets import build_account_defs, build_fleet_defs, history, messages
 from zchat_assets.assets.partitions import OutsideThePartitions
 from zchat_assets.fleets import fleet_from_yaml
 from zchat_assets.lake import Lake
@@ -160,6 +160,36 @@ def test_an_account_that_fails_half_way_holds_up_none_of_the_others(two_sandboxe
     for dataset in ("history_expanded", "messages"):
         done = instance.get_materialized_partitions(dg.AssetKey(["zchat", "bpo", dataset]))
         assert done == {"globex|2026-11-17", f"globex|{DAY}"}, dataset
+
+
+def test_a_history_that_fails_half_way_at_an_account_does_not_hold_up_the_other(two_sandboxes, tokens, tmp_path,
+                                                                                 monkeypatch):
+    """The two histories tell each other what they listed, day by day. The history stops at acme's first day:
+    the expanded history's next day of acme hears so at once, where before the two waited on each other for
+    good (the history at globex for the expanded history, the expanded history at acme for the history)."""
+    servers, _ = two_sandboxes
+    assets = fleet_assets(fleet(str(tmp_path), servers), dict(os.environ))
+    convert, failed = history.to_table, []
+
+    def failing(page, name, **kwargs):
+        if name == "history" and not failed:  # acme's first day: the step's first page of the history
+            failed.append(name)
+            raise RuntimeError("the disk went away")
+        return convert(page, name, **kwargs)
+
+    monkeypatch.setattr(history, "to_table", failing)
+    instance, results = dg.DagsterInstance.ephemeral(), []
+    run = threading.Thread(target=lambda: results.append(materialize(
+        only("history", "history_expanded", assets=assets), ["acme|2026-11-17", f"globex|{DAY}"], instance)),
+        daemon=True)
+    run.start()
+    run.join(120)
+    assert results, "the two histories waited on each other"
+    assert not results[0].success and "the disk went away" in step_failure(results[0])
+    globex = {"globex|2026-11-17", f"globex|{DAY}"}
+    assert instance.get_materialized_partitions(dg.AssetKey(["zchat", "bpo", "history"])) == globex
+    assert instance.get_materialized_partitions(dg.AssetKey(["zchat", "bpo", "history_expanded"])) == \
+        globex | {"acme|2026-11-17", f"acme|{DAY}"}
 
 
 def only_history(assets):

@@ -96,15 +96,15 @@ def _tls(verify: bool | str) -> ssl.SSLContext | bool:
     return _trusting(bundle, os.stat(bundle).st_mtime_ns)
 
 
+_BUILDING = threading.Lock()
+
+
 def _trusting(bundle: str, changed: int) -> ssl.SSLContext:
-    """Built once per bundle and version of it (16 ms each), not once per client: a fleet's step opens one
+    """Built once per bundle and version of it (16-30 ms each), not once per client: a fleet's step opens one
     per account, and a code server that runs for weeks still sees a bundle replaced in place. The datasets
     of a step open their clients at the same moment: the first builds it, the others wait for it."""
     with _BUILDING:
         return _built(bundle, changed)
-
-
-_BUILDING = threading.Lock()
 
 
 @functools.lru_cache(maxsize=8)

@@ -28,6 +28,7 @@ class Relay:
     def __init__(self):
         self._pages: queue.SimpleQueue = queue.SimpleQueue()
         self._settled = threading.Event()
+        self._settling = threading.Lock()  # the telling side's thread, and a late `Relays.get` in another
         self._failure: str | None = None
         self._protocols: set[str] = set()
 
@@ -40,11 +41,12 @@ class Relay:
 
     def settle(self, failure: str | None = None, protocols: set[str] | None = None) -> None:
         """The day was published with `protocols` (no `failure`), or was not, and why; the first word stands."""
-        if self._settled.is_set():
-            return
-        self._failure, self._protocols = failure, protocols or set()
-        self._pages.put(_END)  # a walk that failed half-way said nothing more
-        self._settled.set()
+        with self._settling:
+            if self._settled.is_set():
+                return
+            self._failure, self._protocols = failure, protocols or set()
+            self._pages.put(_END)  # a walk that failed half-way said nothing more
+            self._settled.set()
 
     def pages(self) -> Iterator[pa.Table]:
         while (page := self._pages.get()) is not _END:
