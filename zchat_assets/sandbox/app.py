@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from urllib.parse import parse_qsl
 
+import msgspec
+
 from .views import GAP_KINDS, ApiProblem, Views
 from .world import World
 
@@ -214,7 +216,9 @@ class SandboxApp:
         body = {"status": 200, "success": True, "data": data}
         if "escaped_json" in self.dialects:
             return json.dumps(body, separators=(",", ":")).encode()
-        return json.dumps(body, ensure_ascii=False).encode()
+        if endpoint != "messages":  # a page of thousands of records: msgspec writes it 5x faster, compact
+            return msgspec.json.encode(body)
+        return json.dumps(body, ensure_ascii=False).encode()  # spaced, as the client must cut `raw_json` from
 
     @staticmethod
     def _answer(views: Views, endpoint: str, path: str, query: dict, drift: int) -> list:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 
 from . import dialects
@@ -90,27 +90,44 @@ def _csv(q: Mapping[str, str], name: str) -> set[str] | None:
             for part in raw.split(",") if part.strip()}
 
 
-def matches(ix: Interaction, q: Mapping[str, str], now: float) -> bool:
-    """The documented filters: agents, departments, states, types, tags, active, search."""
-    agent = ix.agent_at(now)
-    if (ids := _csv(q, "agents")) is not None and (agent is None or agent.id not in ids):
-        return False
-    if (ids := _csv(q, "departments")) is not None and ix.department.id not in ids:
-        return False
-    if (states := _csv(q, "states")) is not None and ix.state_at(now)[0] not in states:
-        return False
-    if (types := _csv(q, "types")) is not None and ix.media not in types:
-        return False
-    if (tags := _csv(q, "tags")) is not None and not tags.intersection(t.id for t in ix.tags):
-        return False
-    if (active := q.get("active")) in ("true", "false") and ix.active != (active == "true"):
-        return False
-    if search := q.get("search", "").strip().lower():
-        name = str(ix.customer_fields["main_identifier"]).lower()
-        email = agent.email.lower() if agent else ""
-        if search not in name and search not in email and search != str(ix.protocol):
+def matching(q: Mapping[str, str], now: float) -> Callable[[Interaction], bool] | None:
+    """The documented filters (agents, departments, states, types, tags, active, search) as one test, read
+    from the query once for a whole day of interactions; None when the query has none."""
+    agents, departments, states = _csv(q, "agents"), _csv(q, "departments"), _csv(q, "states")
+    types, tags = _csv(q, "types"), _csv(q, "tags")
+    active, search = q.get("active"), q.get("search", "").strip().lower()
+    if active not in ("true", "false"):
+        active = None
+    if agents is departments is states is types is tags is active is None and not search:
+        return None
+
+    def test(ix: Interaction) -> bool:
+        agent = ix.agent_at(now)
+        if agents is not None and (agent is None or agent.id not in agents):
             return False
-    return True
+        if departments is not None and ix.department.id not in departments:
+            return False
+        if states is not None and ix.state_at(now)[0] not in states:
+            return False
+        if types is not None and ix.media not in types:
+            return False
+        if tags is not None and not tags.intersection(t.id for t in ix.tags):
+            return False
+        if active is not None and ix.active != (active == "true"):
+            return False
+        if search:
+            name = str(ix.customer_fields["main_identifier"]).lower()
+            email = agent.email.lower() if agent else ""
+            if search not in name and search not in email and search != str(ix.protocol):
+                return False
+        return True
+
+    return test
+
+
+def _matching(interactions: Iterable[Interaction], q: Mapping[str, str], now: float) -> list[Interaction]:
+    test = matching(q, now)
+    return list(interactions) if test is None else [ix for ix in interactions if test(ix)]
 
 
 # -- records --------------------------------------------------------------------------------------
@@ -198,7 +215,7 @@ class Views:
         """One page; `shift` > 0 serves it as if that many records had been inserted ahead (drift)."""
         now = self.world.now()
         start, end, zone = window(q, now)
-        found = [ix for ix in self.world.between(start, end) if matches(ix, q, now)]
+        found = _matching(self.world.between(start, end), q, now)
         records = [self._record(ix, now, expanded=expanded) for ix in _page(found, q, shift, self.page_cap)]
         if expanded and "flat_expanded" in self.dialects:
             records = [dialects.flatten(r) for r in records]
@@ -206,7 +223,7 @@ class Views:
 
     def ongoing(self, q: Mapping[str, str], shift: int = 0) -> list[dict]:
         now = self.world.now()
-        found = [ix for ix in self.world.ongoing() if matches(ix, q, now)]
+        found = _matching(self.world.ongoing(), q, now)
         return self._spoken([record(ix, now, ongoing=True) for ix in _page(found, q, shift, self.page_cap)],
                             timezone.utc)
 
@@ -242,9 +259,9 @@ class Views:
         if data_type not in REPORT_TYPES:
             raise ApiProblem(400, f"Invalid data_type '{data_type}': use one of {', '.join(REPORT_TYPES)}")
         start, end, tz = window(q, now)
-        inside = [ix for ix in self.world.between(start, end) if matches(ix, q, now)]
-        before = [ix for ix in self.world.between(start - 3 * 86400, start - 1)
-                  if ix.ended >= start and matches(ix, q, now)]
+        inside = _matching(self.world.between(start, end), q, now)
+        before = _matching((ix for ix in self.world.between(start - 3 * 86400, start - 1) if ix.ended >= start),
+                           q, now)
         groups: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
         for ix in inside:
             for title in _titles(ix, data_type, tz, now):
