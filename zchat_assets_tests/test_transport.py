@@ -163,3 +163,42 @@ def test_requests_go_through_the_proxy_the_environment_names(sandbox, monkeypatc
         proxy.close()
     assert isinstance(answer, Answer) and answer.status == 200
     assert proxy.seen == [f"{sandbox.url}{PATH}"]
+
+
+def test_cookies_the_server_sets_are_not_sent_back():
+    """The API knows a client by its token; a cookie jar would be read for every request, for nothing."""
+    import http.server
+
+    cookies = []
+
+    class Cookier(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            cookies.append(self.headers.get("Cookie"))
+            body = b'{"status": 200, "success": true, "data": []}'
+            self.send_response(200)
+            self.send_header("Set-Cookie", "AWSALB=sticky; Path=/")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Cookier)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://localhost:{server.server_address[1]}"  # a jar keeps no cookie of a bare IP address
+
+    async def twice():
+        transport = Transport(f"{url}/api/ms/external/", 1, 2.0, TOKEN)
+        await transport.open()
+        try:
+            return [await transport.get(f"{url}{PATH}?token={TOKEN}", 5.0) for _ in range(2)]
+        finally:
+            await transport.close()
+
+    try:
+        answers = asyncio.run(twice())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [a.status for a in answers] == [200, 200] and cookies == [None, None]
