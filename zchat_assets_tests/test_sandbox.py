@@ -64,6 +64,16 @@ def test_filters_narrow_the_history(sandbox):
     agent = next(r["agent"]["id"] for r in everything if r["agent"])
     by_agent = get(sandbox, "history", agents=agent, **window).json()["data"]
     assert {r["agent"]["id"] for r in by_agent} == {agent}
+    department = everything[0]["department"]["id"]
+    by_department = get(sandbox, "history", departments=department, **window).json()["data"]
+    assert {r["department"]["id"] for r in by_department} == {department}
+    assert len(by_department) == sum(r["department"]["id"] == department for r in everything) < len(everything)
+    tag = next(r["tags"][0]["id"] for r in everything if r["tags"])
+    tagged = get(sandbox, "history/expanded", tags=tag, **window).json()["data"]
+    assert tagged and all(tag in {t["id"] for t in r["tags"]} for r in tagged)
+    assert len(tagged) == sum(tag in {t["id"] for t in r["tags"]} for r in everything)
+    both = get(sandbox, "history", types="WHATSAPP", active="true", **window).json()["data"]
+    assert {r["id"] for r in both} == {r["id"] for r in whatsapp} & {r["id"] for r in sent}
 
 
 def test_realistic_shapes(sandbox):
