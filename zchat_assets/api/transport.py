@@ -5,8 +5,7 @@ aiohttp on one event loop carries every request of a client: a day's messages ar
 requests in flight together, and one loop with aiohttp's C parser spends less than half the CPU per
 request of a thread per request over `requests`/urllib3 (benchmarks/bench.py, docs/performance.md). The
 environment is read once, as `requests` reads it: proxies (`HTTPS_PROXY`, `NO_PROXY`) and the CA bundle
-(`REQUESTS_CA_BUNDLE`, else certifi's). No cookies are kept: the API knows a client by the token in the
-URL, and a cookie jar read for every request cost a tenth of the client's CPU a request.
+(`REQUESTS_CA_BUNDLE`, else certifi's).
 
 A failure comes back as `Failure`, built outside the `except` block and cleaned of the token: aiohttp
 puts the full URL, query string included, in some of its messages, and an exception's `__context__`
@@ -61,8 +60,7 @@ class Transport:
         proxy = requests.utils.select_proxy(self._root, environment["proxies"])
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self._size, ssl=_tls(environment["verify"])),
-            headers={"Accept": "application/json"}, proxy=proxy, auto_decompress=True,
-            cookie_jar=aiohttp.DummyCookieJar())
+            headers={"Accept": "application/json"}, proxy=proxy, auto_decompress=True)
         # aiohttp sends a request again, unseen, when a kept-alive connection drops under it; every request
         # must pass the rate limiter and be counted, so the requester's policy decides instead (aiohttp's
         # own test client turns it off the same way).
