@@ -216,7 +216,7 @@ class SandboxApp:
         body = {"status": 200, "success": True, "data": data}
         if "escaped_json" in self.dialects:
             return json.dumps(body, separators=(",", ":")).encode()
-        if endpoint != "messages":  # a page of thousands of records: msgspec writes it 5x faster, compact
+        if endpoint != "messages":  # pages of thousands of records: msgspec writes them 5x faster, compact
             return msgspec.json.encode(body)
         return json.dumps(body, ensure_ascii=False).encode()  # spaced, as the client must cut `raw_json` from
 

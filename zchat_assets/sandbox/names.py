@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime, timezone
 
 
@@ -128,7 +127,6 @@ def web_client(rng: random.Random) -> dict:
     }
 
 
-@lru_cache(maxsize=1 << 18)  # each record has several, and every walk of a day writes them all again
 def iso(epoch: float) -> str:
     """The API's timestamp format: UTC with milliseconds and a Z."""
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")

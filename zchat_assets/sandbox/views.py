@@ -10,6 +10,7 @@ import re
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 
 from . import dialects
@@ -90,7 +91,7 @@ def _csv(q: Mapping[str, str], name: str) -> set[str] | None:
             for part in raw.split(",") if part.strip()}
 
 
-def matching(q: Mapping[str, str], now: float) -> Callable[[Interaction], bool] | None:
+def _filters(q: Mapping[str, str], now: float) -> Callable[[Interaction], bool] | None:
     """The documented filters (agents, departments, states, types, tags, active, search) as one test, read
     from the query once for a whole day of interactions; None when the query has none."""
     agents, departments, states = _csv(q, "agents"), _csv(q, "departments"), _csv(q, "states")
@@ -126,11 +127,14 @@ def matching(q: Mapping[str, str], now: float) -> Callable[[Interaction], bool] 
 
 
 def _matching(interactions: Iterable[Interaction], q: Mapping[str, str], now: float) -> list[Interaction]:
-    test = matching(q, now)
+    test = _filters(q, now)
     return list(interactions) if test is None else [ix for ix in interactions if test(ix)]
 
 
 # -- records --------------------------------------------------------------------------------------
+
+# Each record has several timestamps, and every walk of a day writes them all again: formatted once.
+_iso = lru_cache(maxsize=1 << 17)(iso)
 
 def record(ix: Interaction, now: float, *, expanded: bool = False, ongoing: bool = False) -> dict:
     """An interaction as `history`, `history/expanded` or `ongoing` shows it at `now`."""
@@ -140,9 +144,9 @@ def record(ix: Interaction, now: float, *, expanded: bool = False, ongoing: bool
     out = {
         "active": "true" if ix.active else "false",
         "agent": None if agent is None else {"id": agent.id, "name": agent.name, "phone_extension": agent.phone_extension},
-        "created_at": iso(ix.created),
+        "created_at": _iso(ix.created),
         "current_state": state,
-        "current_state_time": iso(since),
+        "current_state_time": _iso(since),
         "customer": {"id": ix.customer_id, "fields": ix.customer_fields},
         "department": {"id": ix.department.id, "name": ix.department.name},
         "id": ix.protocol,
@@ -153,7 +157,7 @@ def record(ix: Interaction, now: float, *, expanded: bool = False, ongoing: bool
         if out["agent"] is not None:
             out["agent"]["status"] = "ONLINE" if (int(agent.id) + int(now) // 3600) % 5 else "OFFLINE"
         return out
-    out["first_answer_time"] = iso(answered_at) if answered_at is not None and answered_at <= now else None
+    out["first_answer_time"] = _iso(answered_at) if answered_at is not None and answered_at <= now else None
     out["mood"] = str(ix.mood) if ix.mood is not None and now >= ix.ended else None
     if expanded:
         out.update(_expanded(ix, now, state))
@@ -183,7 +187,7 @@ def _expanded(ix: Interaction, now: float, state: str) -> dict:
         "sla_time": int(ix.ended - ix.created) if finished else None,
         "browser": ix.web.get("browser", ""), "ip": ix.web.get("ip", ""), "os": ix.web.get("os", ""),
         "source": ix.web.get("source", ""), "group_name": ix.department.name,
-        "startTime": iso(ix.created), "endTime": iso(ix.ended) if finished else None,
+        "startTime": _iso(ix.created), "endTime": _iso(ix.ended) if finished else None,
         "origin": "AGENT" if ix.active else "CUSTOMER", "state": state, "type": ix.media,
         "tagCount": len(ix.tags), "tags": [{"id": t.id, "name": t.name} for t in ix.tags],
         "notes": "Cliente pediu retorno por e-mail." if ix.protocol % 17 == 0 else "",
