@@ -196,7 +196,7 @@ class SandboxApp:
         try:
             if endpoint == "messages":
                 body = self._body(views, endpoint, path, query, drift)
-            else:  # a page of thousands of records takes 50-100 ms to build: not on the loop, which would
+            else:  # a page of thousands of records takes 15-35 ms to build: not on the loop, which would
                 # hold every other answer that long, past the latency the sandbox promises
                 body = await asyncio.to_thread(self._body, views, endpoint, path, query, drift)
         except ApiProblem as problem:

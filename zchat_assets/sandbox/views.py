@@ -99,7 +99,7 @@ def _filters(q: Mapping[str, str], now: float) -> Callable[[Interaction], bool] 
     active, search = q.get("active"), q.get("search", "").strip().lower()
     if active not in ("true", "false"):
         active = None
-    if agents is departments is states is types is tags is active is None and not search:
+    if all(f is None for f in (agents, departments, states, types, tags, active)) and not search:
         return None
 
     def test(ix: Interaction) -> bool:
