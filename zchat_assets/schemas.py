@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 from functools import lru_cache, partial
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -366,9 +367,18 @@ def dataset_schema(name: str) -> pa.Schema:
 
 # -- JSON -> Arrow -------------------------------------------------------------------------------------
 
-def _known_tree(columns: list[Column]) -> dict:
+@dataclass(frozen=True)
+class _Known:
+    """What a dataset's schema names in an object: its keys, and the objects among them it looks into."""
+
+    names: frozenset
+    nested: dict  # key -> _Known
+
+
+@lru_cache(maxsize=None)
+def _known(dataset: str) -> _Known:
     tree: dict = {}
-    for c in columns:
+    for c in DATASETS[dataset]:
         if c.path is None:
             continue
         node = tree
@@ -378,16 +388,27 @@ def _known_tree(columns: list[Column]) -> dict:
             node[leaf] = None  # leaf: the whole value is stored
         if c.flat is not None:
             tree.setdefault(c.flat, None)
-    return tree
+
+    def known(node: dict) -> _Known:
+        return _Known(frozenset(node), {key: known(sub) for key, sub in node.items() if sub is not None})
+
+    return known(tree)
 
 
-def _unknown(value: dict, tree: dict) -> dict:
+def _unknown(value: dict, known: _Known) -> dict:
+    if value.keys() <= known.names:  # the usual record, told by a set operation in C: nothing unknown, unless
+        for key, sub in known.nested.items():  # in an object it looks into
+            item = value.get(key)
+            if isinstance(item, dict) and _unknown(item, sub):
+                break
+        else:
+            return {}
     extra = {}
-    for key, item in value.items():
-        if key not in tree:
+    for key, item in value.items():  # in the record's order, as its JSON had them
+        if key not in known.names:
             extra[key] = item
-        elif tree[key] is not None and isinstance(item, dict):
-            nested = _unknown(item, tree[key])
+        elif key in known.nested and isinstance(item, dict):
+            nested = _unknown(item, known.nested[key])
             if nested:
                 extra[key] = nested
     return extra
@@ -395,7 +416,7 @@ def _unknown(value: dict, tree: dict) -> dict:
 
 def unknown_fields(record: dict, dataset: str) -> dict:
     """The parts of an API record that the dataset's schema does not name (what goes to extra_json)."""
-    return _unknown(record, _known_tree(DATASETS[dataset]))
+    return _unknown(record, _known(dataset))
 
 
 class _ParentsByPath:
@@ -408,15 +429,24 @@ class _ParentsByPath:
     def __call__(self, path: tuple) -> list:
         if path not in self._at:
             parents, key = self(path[:-1]), path[-1]
-            self._at[path] = [v.get(key) if isinstance(v, dict) else None for v in parents]
+            self._at[path] = _get(parents, key)
         return self._at[path]
+
+
+def _get(parents: list, key: str) -> list:
+    """Each parent's value at `key`, None where a parent is not an object. The usual case, every parent
+    an object, is one pass in C: this runs once per column of every page."""
+    try:
+        return list(map(dict.get, parents, repeat(key)))
+    except TypeError:  # a parent that is absent, or that the API sent as another type
+        return [v.get(key) if isinstance(v, dict) else None for v in parents]
 
 
 def _values(parents_at: _ParentsByPath, c: Column) -> list:
     """The column's value in each record: where the schema nests it (under its key or one of its other
     names), else where a flat record has it."""
     parents = parents_at(c.path[:-1])
-    values = [v.get(c.path[-1]) if isinstance(v, dict) else None for v in parents]
+    values = _get(parents, c.path[-1])
     for name in c.also:
         values = [v if v is not None else p.get(name) if isinstance(p, dict) else None for v, p in zip(values, parents)]
     if c.flat is None:
@@ -502,8 +532,8 @@ def to_table(records: Iterable[dict], dataset: str, fixed: dict | None = None, p
         if c.path is not None:
             arrays[c.name] = _column(c, records, parents_at, dataset, zone)
         elif c.name == "extra_json":
-            tree = _known_tree(columns)
-            extras = (_unknown(record, tree) for record in records)
+            known = _known(dataset)
+            extras = (_unknown(record, known) for record in records)
             arrays[c.name] = pa.array([_to_json(e) if e else None for e in extras], pa.string())
         elif c.name in (fixed or {}):
             value = fixed[c.name]

@@ -36,6 +36,22 @@ def test_unknown_fields_are_kept_in_extra_json():
     assert to_table([{"id": 1}], "history").to_pylist()[0]["extra_json"] is None
 
 
+def test_extra_json_keeps_the_order_the_record_sent():
+    import json
+
+    record = {"zeta": 1, **RECORD, "alpha": 2}
+    text = to_table([record, RECORD], "history").column("extra_json")[0].as_py()
+    assert list(json.loads(text)) == ["zeta", "agent", "customer", "brand_new", "alpha"]
+
+
+@pytest.mark.parametrize("agent", [None, "7", 7, {}], ids=["null", "text", "number", "empty object"])
+def test_an_object_sent_as_something_else_has_none_of_its_fields(agent):
+    """The object's fields are read for every record at once, and the one that is no object reads as None."""
+    table = to_table([RECORD, {**RECORD, "agent": agent}, RECORD], "history")
+    assert table.column("agent_id").to_pylist() == ["7", None, "7"]
+    assert table.column("customer_main_identifier").to_pylist() == ["João"] * 3
+
+
 def test_numeric_text_is_coerced_and_other_text_refused():
     assert to_table([{"id": 1, "queued_time": "12"}], "history_expanded").column("queued_time").to_pylist() == [12]
     with pytest.raises(SchemaError, match=r"history_expanded.queued_time .*not written"):
