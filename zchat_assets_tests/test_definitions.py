@@ -287,10 +287,10 @@ with tempfile.NamedTemporaryFile("r") as out:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's arenas")
-@pytest.mark.parametrize("imported,chosen,fewest,most", [("import", None, 1, 2), ("import", "4", 3, 4),
+@pytest.mark.parametrize("imported,chosen,fewest,most", [("import", None, 1, 1), ("import", "4", 3, 4),
                                                           ("no", None, 3, 9)])  # eight threads and the main one
-def test_malloc_keeps_two_arenas_unless_the_user_chose_how_many(imported, chosen, fewest, most):
-    """Threads side by side each keep what they freed in their own arena: the package allows two."""
+def test_malloc_keeps_one_arena_unless_the_user_chose_how_many(imported, chosen, fewest, most):
+    """Threads side by side each keep what they freed in their own arena: the package allows one."""
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
     if chosen:
         env["MALLOC_ARENA_MAX"] = chosen
