@@ -8,8 +8,9 @@ Each scenario starts a sandbox (`zchat-assets sandbox`) and times what users run
 `dagster asset materialize` process, start-up included. CPU comes from the kernel's accounting of that
 process (`wait4`), the sandbox's from /proc, peak RSS from the process itself (peak.py); "fetch s" is the
 span of the run's steps, from Dagster's own step records; requests are what the sandbox counted. Ratios
-are taken within the same run. One group differs: `--only client` times the API client alone, in this
-process, without Dagster or the lake.
+are taken within the same run. Two groups differ: `--only client` times the API client alone, in this
+process, without Dagster or the lake; `--only conversion` times one page and one batch of messages on
+their way to Arrow, in this process.
 """
 
 from __future__ import annotations
@@ -486,6 +487,56 @@ def client_alone(scale: int, latency: float, concurrency: int) -> list[Row]:
                 bound=requests * latency / concurrency, notes=[f"{messages:,} messages"])]
 
 
+def conversion(scale: int, times: int = 9) -> list[Row]:
+    """What an answer costs the run's interpreter, each part timed alone in this process (the median of
+    `times`): a page of each history decoded and converted to Arrow, and a batch of messages as the run
+    converts them. While the histories are walked, this holds the interpreter's lock that the messages'
+    event loop needs to take each answer."""
+    import statistics
+    from urllib.parse import urlencode
+
+    from zchat_assets.api import ClientSettings, ZchatClient
+    from zchat_assets.api.policy import decode
+    from zchat_assets.api.vendor import API_PREFIX
+    from zchat_assets.day_messages import FLUSH_MESSAGES
+    from zchat_assets.schemas import messages_table, to_table
+
+    def median_seconds(work) -> float:
+        spent = []
+        for _ in range(times):
+            started = time.perf_counter()
+            work()
+            spent.append(time.perf_counter() - started)
+        return statistics.median(spent)
+
+    rows = []
+    window = {"from": f"{DAY} 00:00:00", "to": f"{DAY} 23:59:59", "timezone": "-0300", "limit": 2500, "page": 1}
+    with Sandbox(scale) as sandbox:
+        for endpoint, dataset in (("history/expanded", "history_expanded"), ("history", "history")):
+            query = urlencode({**window, "token": TOKEN})
+            with urllib.request.urlopen(f"{sandbox.url}{API_PREFIX}/{endpoint}?{query}", timeout=120) as answer:
+                body = answer.read()
+            records = decode(body)["data"]
+            decoding = median_seconds(lambda: decode(body))
+            converting = median_seconds(lambda: to_table(records, dataset))
+            rows.append(Row(f"a page of {len(records):,} {dataset} records ({len(body) / 1e6:.1f} MB), timed alone",
+                            decoding + converting, 0, 0, 0,
+                            notes=[f"JSON {1000 * decoding:.1f} ms, to Arrow {1000 * converting:.1f} ms"]))
+        with ZchatClient(TOKEN, ClientSettings(base_url=sandbox.url, concurrency=8)) as client:
+            batch, count = [], 0
+            for protocol, messages in client.messages_many([str(r["id"]) for r in records]):
+                if isinstance(messages, Exception):  # a conversation purged at the vendor: none here
+                    continue
+                batch.append((protocol, messages))
+                count += len(messages)
+                if count >= FLUSH_MESSAGES:  # the run converts its messages in batches of this many
+                    break
+        converting = median_seconds(lambda: messages_table(batch))
+        rows.append(Row(f"a batch of {count:,} messages of {len(batch):,} conversations, timed alone", converting,
+                        0, 0, 0, notes=[f"to Arrow {1000 * converting:.1f} ms"]))
+    return rows
+
+
 def memory_by_step(scale: int) -> list[Row]:
     """Peak RSS of one process per asset, the same day, in turn: a report (one request: the process's own
     footprint, Dagster and the project loaded), history_expanded, then messages (reading the first's day):
@@ -513,6 +564,7 @@ GROUPS = {
     "client": lambda: client_alone(8000, 0.05, 64),
     "dlt": lambda: against_dlt(20000, 0.05, 64, DLT_PYTHON),
     "memory": lambda: [*memory_by_step(20000), *memory_by_step(50000)],
+    "conversion": lambda: conversion(20000),
     "backfill": lambda: backfill(30, 300, 0.05, 16),
     "politeness": lambda: politeness(2000, 0.05),
     "faults": lambda: busy_api(2000, 0.05),
