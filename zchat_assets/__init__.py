@@ -1,13 +1,12 @@
 """zchat-assets: the Zenvia Chat Data API as Dagster daily-partitioned assets in a Parquet lake."""
 
-from . import allocators
+from . import collector
 
-allocators.choose()  # before pyarrow is first imported: see allocators.py
+with collector.importing():  # see collector.py
+    from . import allocators
 
-from .component import ZchatAccount, ZchatFleet  # noqa: E402
-from . import collector  # noqa: E402
-
-collector.choose()  # once everything above is imported: see collector.py
+    allocators.choose()  # before pyarrow is first imported: see allocators.py
+    from .component import ZchatAccount, ZchatFleet
 
 __version__ = "0.1.0"
 __all__ = ["ZchatAccount", "ZchatFleet"]

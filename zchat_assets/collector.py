@@ -1,5 +1,12 @@
 """Python's garbage collector in the process, set when the package is first imported.
 
+- **No collections while the package imports.** Importing Dagster, pandas, pyarrow and this package makes
+  some 250,000 objects, nearly all of them for the process's life and almost none of them garbage (a
+  collection after it finds about 20). Where the package is imported first (its command line, a notebook,
+  the tests) the collector walked them all the same, in full collections and hundreds of young ones:
+  `import zchat_assets.cli` took 1.7-1.9 s, and takes 1.2-1.45 s (docs/performance.md). A Dagster process
+  has made enough objects of its own before it loads the code location that no full collection came
+  while it imported the package: there this changes nothing.
 - **What import made is frozen.** By then Dagster, pandas, pyarrow and this package have made some 240,000
   objects the collector tracks, which live as long as the process. Each full collection walked all of them,
   a dozen times in a busy day's run, and the interpreter walked them again on its way out, most of a run's
@@ -9,7 +16,7 @@
   decodes 20,000 answers into short-lived objects; most are freed by reference counting before a young
   collection would have walked them.
 
-Together a busy day's run takes 12-17 % less CPU for the same peak memory (docs/performance.md).
+The last two together: a busy day's run takes 12-17 % less CPU for the same peak memory (docs/performance.md).
 
 What this gives up: an object frozen at import that later becomes part of a cycle of garbage stays until
 the process ends (import leaves few such objects); and at exit, a cycle of garbage the process made is
@@ -20,13 +27,27 @@ collector off, or collects its young objects less often already, keeps its choic
 
 import atexit
 import gc
+from contextlib import contextmanager
 
 YOUNG = 10_000
 
 
-def choose() -> None:
-    if not gc.isenabled():
-        return
+@contextmanager
+def importing():
+    """The collector off while the package's imports run, then chosen as above. It is turned back on after the
+    freeze, which also restarts its count of allocations: else the first allocation after would start a
+    collection of everything import made."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            _choose()
+            gc.enable()
+
+
+def _choose() -> None:
     young, *older = gc.get_threshold()
     if young < YOUNG:
         gc.set_threshold(YOUNG, *older)
