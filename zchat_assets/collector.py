@@ -1,9 +1,9 @@
 """Python's garbage collector in the process, set when the package is first imported.
 
-- **No collections while the package imports.** Importing Dagster, pandas, pyarrow and this package makes
-  some 250,000 objects, nearly all of them for the process's life and almost none of them garbage (a
-  collection after it finds about 20). Where the package is imported first (its command line, a notebook,
-  the tests) the collector walked them all the same, in full collections and hundreds of young ones:
+- **No collections while the package imports.** What importing Dagster, pandas, pyarrow and this package
+  makes lives as long as the process (below), and almost none of it is garbage (a collection after it
+  finds about 20 objects). Where the package is imported first (its command line, a notebook, the tests)
+  the collector walked it all the same, in full collections and hundreds of young ones:
   `import zchat_assets.cli` took 1.7-1.9 s, and takes 1.2-1.45 s (docs/performance.md). A Dagster process
   has made enough objects of its own before it loads the code location that no full collection came
   while it imported the package: there this changes nothing.
