@@ -396,15 +396,16 @@ def _known(dataset: str) -> _Known:
 
 
 def _unknown(value: dict, known: _Known) -> dict:
-    if value.keys() <= known.names:  # the usual record, told by a set operation in C: nothing unknown, unless
-        for key, sub in known.nested.items():  # in an object it looks into
-            item = value.get(key)
-            if isinstance(item, dict) and _unknown(item, sub):
-                break
-        else:
-            return {}
+    """The record's fields the schema does not name, in the record's order, as its JSON had them."""
+    if value.keys() <= known.names:  # the usual record, told by one set operation in C: only the objects it
+        found = {}  # looks into can hold something unknown
+        for key, sub in known.nested.items():
+            item = dict.get(value, key)
+            if isinstance(item, dict) and (nested := _unknown(item, sub)):
+                found[key] = nested
+        return found if len(found) < 2 else {key: found[key] for key in value if key in found}
     extra = {}
-    for key, item in value.items():  # in the record's order, as its JSON had them
+    for key, item in value.items():
         if key not in known.names:
             extra[key] = item
         elif key in known.nested and isinstance(item, dict):

@@ -42,6 +42,10 @@ def test_extra_json_keeps_the_order_the_record_sent():
     record = {"zeta": 1, **RECORD, "alpha": 2}
     text = to_table([record, RECORD], "history").column("extra_json")[0].as_py()
     assert list(json.loads(text)) == ["zeta", "agent", "customer", "brand_new", "alpha"]
+    inside_only = {"customer": RECORD["customer"], "id": 2, "agent": RECORD["agent"]}  # every top-level key named
+    text = to_table([inside_only], "history").column("extra_json")[0].as_py()
+    assert json.loads(text) == {"customer": {"fields": {"new_field": 1}}, "agent": {"status": "ONLINE"}}
+    assert list(json.loads(text)) == ["customer", "agent"]
 
 
 @pytest.mark.parametrize("agent", [None, "7", 7, {}], ids=["null", "text", "number", "empty object"])
