@@ -314,6 +314,25 @@ made = [[n] for n in range(50_000)]  # what a run makes, alive at exit
 """
 
 
+FAILED_IMPORT = """
+import gc
+from zchat_assets import collector
+gc.set_threshold(700, 10, 10)
+frozen = gc.get_freeze_count()
+try:
+    with collector.importing():
+        raise ImportError("a module the package needs is missing")
+except ImportError:
+    pass
+print(gc.isenabled(), gc.get_threshold()[0], gc.get_freeze_count() == frozen)
+"""
+
+
+def test_a_failed_import_leaves_the_collector_as_it_was():
+    out = subprocess.run([sys.executable, "-c", FAILED_IMPORT], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "700", "True"]
+
+
 @pytest.mark.parametrize("before,young,enabled,frozen", [
     ("", 10_000, True, True),
     ("gc.set_threshold(50_000, 10, 10)", 50_000, True, True),  # less often already: kept
