@@ -9,8 +9,8 @@ Each scenario starts a sandbox (`zchat-assets sandbox`) and times what users run
 process (`wait4`), the sandbox's from /proc, peak RSS from the process itself (peak.py); "fetch s" is the
 span of the run's steps, from Dagster's own step records; requests are what the sandbox counted. Ratios
 are taken within the same run. Two groups differ: `--only client` times the API client alone, in this
-process, without Dagster or the lake; `--only conversion` times one page and one batch of messages on
-their way to Arrow, in this process.
+process, without Dagster or the lake; `--only conversion` times a page of each history and a batch of
+messages on their way to Arrow, in this process.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class Row:
     wall: float
     requests: int
     cpu: float
-    rss_mb: float
+    rss_mb: float | None  # None: not a process of its own
     bound: float | None = None  # seconds the requests need at least, given latency and concurrency
     fetch: float | None = None
     baseline_wall: float | None = None
@@ -57,7 +57,8 @@ class Row:
     def cells(self) -> list[str]:
         timed = self.fetch if self.fetch is not None else self.wall
         return [self.scenario, f"{self.wall:.1f}", "" if self.fetch is None else f"{self.fetch:.1f}",
-                f"{self.requests:,}", f"{1000 * self.cpu / self.requests:.2f}" if self.requests else "", f"{self.rss_mb:.0f}",
+                f"{self.requests:,}", f"{1000 * self.cpu / self.requests:.2f}" if self.requests else "",
+                "" if self.rss_mb is None else f"{self.rss_mb:.0f}",
                 "" if self.bound is None else f"{timed / self.bound:.2f}",
                 "" if self.baseline_wall is None else f"{self.wall / self.baseline_wall:.2f}", "; ".join(self.notes)]
 
@@ -520,7 +521,7 @@ def conversion(scale: int, times: int = 9) -> list[Row]:
             decoding = median_seconds(lambda: decode(body))
             converting = median_seconds(lambda: to_table(records, dataset))
             rows.append(Row(f"a page of {len(records):,} {dataset} records ({len(body) / 1e6:.1f} MB), timed alone",
-                            decoding + converting, 0, 0, 0,
+                            decoding + converting, 0, 0, None,
                             notes=[f"JSON {1000 * decoding:.1f} ms, to Arrow {1000 * converting:.1f} ms"]))
         with ZchatClient(TOKEN, ClientSettings(base_url=sandbox.url, concurrency=8)) as client:
             batch, count = [], 0
@@ -533,7 +534,7 @@ def conversion(scale: int, times: int = 9) -> list[Row]:
                     break
         converting = median_seconds(lambda: messages_table(batch))
         rows.append(Row(f"a batch of {count:,} messages of {len(batch):,} conversations, timed alone", converting,
-                        0, 0, 0, notes=[f"to Arrow {1000 * converting:.1f} ms"]))
+                        0, 0, None, notes=[f"to Arrow {1000 * converting:.1f} ms"]))
     return rows
 
 
