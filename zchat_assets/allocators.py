@@ -8,10 +8,11 @@
 - **glibc's arenas.** malloc gives each thread that allocates an arena of its own, up to eight per core, and
   what a thread frees stays in its arena. The interactions step walks both histories and fetches the
   messages in threads side by side, each with its client's event-loop thread decoding JSON: with two
-  arenas its peak was about 20 MB lower for the same CPU, and with one, 5 MB lower again, the wall and CPU
-  the same within the noise (docs/performance.md): the interpreter's lock lets one thread allocate at a
-  time, and the threads that allocate without it (Arrow's) are few. Set through `mallopt`, Linux only;
-  `MALLOC_ARENA_MAX`, which glibc reads itself, keeps the user's.
+  arenas its peak was about 20 MB lower for the same CPU, and with one, 5 MB lower again at C = 64 (the
+  median of six pairs; the same at C = 128), the CPU and the wall within the noise, on two CPUs
+  (docs/performance.md): the interpreter's lock lets one thread allocate at a time, and the threads that
+  allocate without it (Arrow's, one a core) are few there. Set through `mallopt`, Linux only;
+  `MALLOC_ARENA_MAX`, which glibc reads itself, keeps the user's: a host of many cores may want more.
 
 Nothing here imports pyarrow.
 """
