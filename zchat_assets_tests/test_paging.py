@@ -41,12 +41,16 @@ def read(pages, page_size=3, log=logging.getLogger("test")):
     ({1: records(1, 2)}, [[1, 2]], [1, 2]),                                      # short, then the empty page
     ({1: records(1, 2, 3), 2: records(4, 5, 6)}, [[1, 2, 3], [4, 5, 6]], [1, 2, 3]),  # exactly full pages
     ({1: records(1, 2, 3), 2: records(3, 4, 5), 3: records(5, 6)}, [[1, 2, 3], [4, 5], [6]], [1, 2, 3, 4]),  # drift
-    ({1: records(1, 2, 3), 2: records(1, 2, 3)}, [[1, 2, 3]], [1, 2]),           # `page` ignored: seen already
-    ({1: [{"x": 1}], 2: [{"x": 1}]}, [[None]], [1, 2]),                          # `page` ignored, no ids: same page
+    ({1: records(1, 2, 3), 2: records(1, 2, 3)}, [[1, 2, 3]], [1, 2, 3]),        # `page` ignored: seen already
+    ({1: [{"x": 1}], 2: [{"x": 1}]}, [[None]], [1, 2, 3]),                       # `page` ignored, no ids: same page
+    ({1: records(1, 2, 3), 2: records(2, 3, 4), 3: records(1, 2, 3), 4: records(4, 5, 6), 5: records(7)},
+     [[1, 2, 3], [4], [5, 6], [7]], [1, 2, 3, 4, 5, 6]),                         # a whole page shifted: read on
+    ({1: records(1, 2, 3), 2: records(1, 2), 3: records(2, 3), 4: records(4)}, [[1, 2, 3]], [1, 2, 3]),  # twice: end
     ({1: records(1, 2, 3), 2: BadRequestError("400")}, [[1, 2, 3]], [1, 2]),     # the page past the end refused
     ({1: records(1, 2, 3), 2: ConfigError("404")}, [[1, 2, 3]], [1, 2]),
     ({1: records(1, None, None)}, [[1, None, None]], [1, 2]),                     # records without an id all kept
-], ids=["empty", "short", "full", "drift", "repeated", "repeated-no-ids", "400-past-end", "404-past-end", "no-ids"])
+], ids=["empty", "short", "full", "drift", "repeated", "repeated-no-ids", "shifted-a-whole-page", "nothing-new-twice",
+        "400-past-end", "404-past-end", "no-ids"])
 def test_where_the_walk_ends_and_what_it_keeps(pages, walked, asked):
     assert read(pages) == (walked, asked)
 

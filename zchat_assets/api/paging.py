@@ -1,7 +1,10 @@
 """The walk through a paged endpoint (history, expanded history, ongoing): `page=1,2,…` until the end.
 
-The end is a page that brings nothing new: an empty one, one whose records were all seen already, the
-same page again (an API that ignores `page`), or a page past the end refused with 404 or 400. A page
+The end is an empty page, a page past the end refused with 404 or 400, or the second page in a row that
+brings nothing new: records all seen already, or the same page again (an API that ignores `page`). One
+such page alone does not end it: records inserted ahead of the walk while it runs (on a busy day, or
+during a long retry) can shift a whole page of records already read under the next page's number, and
+the records after them would be lost; an API that ignores `page` costs one request more. A page
 shorter than the limit does not end the walk: an API that caps `limit` below what was asked for (the
 document says up to 10,000) would otherwise be read in part without a word. That costs one request
 more per walk, the empty page.
@@ -21,7 +24,7 @@ def walk(get: Callable[[str, dict[str, str]], dict], path: str, params: dict[str
     """Pages of `path` as lists of records, each record once by its `id` (records without one are all kept:
     the day's uniqueness check flags them), even if pages shift underneath."""
     seen: set[str] = set()
-    page, short, warned, previous = 1, None, False, None
+    page, short, warned, previous, stale = 1, None, False, None, False
     while True:
         try:
             records = records_of(get(path, {**params, "limit": str(page_size), "page": str(page)}), path)
@@ -33,9 +36,14 @@ def walk(get: Callable[[str, dict[str, str]], dict], path: str, params: dict[str
         # What tells the same page again (an API that ignores `page`): ids, and the records that have none.
         # Not the page itself, which would keep a page alive while the next one is read.
         shape = [r if r.get("id") is None else r.get("id") for r in records]
-        if not fresh or shape == previous:
+        nothing_new = not fresh or shape == previous
+        if not records or (nothing_new and stale):
             return
-        previous = shape
+        previous, stale = shape, nothing_new
+        if nothing_new:  # shifted by records inserted ahead, or `page` ignored: the next page tells
+            del records, fresh
+            page += 1
+            continue
         if short and not warned:
             log.warning(f"{request_label(path, {})}: {short} records came for limit={page_size}, and more after "
                         "them: the API caps the page size; every page is read until an empty one.")
