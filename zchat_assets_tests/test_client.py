@@ -53,6 +53,14 @@ def test_page_drift_duplicates_are_dropped(sandbox):
     assert sandbox_stats(sandbox)["faults"]["drift"] == 2
 
 
+def test_a_page_shifted_whole_by_inserted_records_does_not_end_the_walk(sandbox):
+    sandbox.app.drift = 30  # a page's worth of records inserted ahead: page 2 repeats page 1
+    sandbox.app.queue_faults("drift")
+    c = fast_client(sandbox, page_size=30)
+    ids = [r["id"] for page in c.history_pages(*WINDOW, expanded=True) for r in page]
+    assert len(ids) == len(set(ids)) == 120
+
+
 def test_messages_many_respects_the_concurrency_cap(sandbox):
     sandbox.app.latency = 0.02
     c = fast_client(sandbox, concurrency=4)
