@@ -449,7 +449,7 @@ def _values(parents_at: _ParentsByPath, c: Column) -> list:
     parents = parents_at(c.path[:-1])
     values = _get(parents, c.path[-1])
     for name in c.also:
-        values = [v if v is not None else p.get(name) if isinstance(p, dict) else None for v, p in zip(values, parents)]
+        values = [v if v is not None else other for v, other in zip(values, _get(parents, name))]
     if c.flat is None:
         return values
     flat = parents_at((c.flat,))

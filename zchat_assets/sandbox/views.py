@@ -136,6 +136,7 @@ def _matching(interactions: Iterable[Interaction], q: Mapping[str, str], now: fl
 # Each record has several timestamps, and every walk of a day writes them all again: formatted once.
 _iso = lru_cache(maxsize=1 << 17)(iso)
 
+
 def record(ix: Interaction, now: float, *, expanded: bool = False, ongoing: bool = False) -> dict:
     """An interaction as `history`, `history/expanded` or `ongoing` shows it at `now`."""
     state, since = ix.state_at(now)
