@@ -9,11 +9,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import aiohttp
 import certifi
 import pytest
-from aiohttp.client_reqrep import ConnectionKey
 
+from zchat_assets.api.connections import ProtocolError
+from zchat_assets.api.errors import ConfigError
 from zchat_assets.api.transport import Answer, Failure, Transport, _tls, failure, setup_problem
 
 from .conftest import TOKEN
@@ -25,7 +25,6 @@ def exchange(url: str, read_timeout: float = 5.0) -> Answer | Failure:
     """One GET of the sandbox's messages of protocol 1 through a transport of its own."""
     async def go():
         transport = Transport(f"{url}/api/ms/external/", 4, 2.0, TOKEN)
-        await transport.open()
         try:
             return await transport.get(f"{url}{PATH}?token={TOKEN}", read_timeout)
         finally:
@@ -68,7 +67,6 @@ def test_what_https_trusts_is_built_once_per_bundle_until_the_bundle_changes(tmp
     """Loading a CA bundle takes 16 ms: a fleet's step opens a client for every account."""
     certifi_bundle = _tls(True)
     assert isinstance(certifi_bundle, ssl.SSLContext) and _tls(True) is certifi_bundle
-    assert _tls(False) is False
     bundle = tmp_path / "ca.pem"
     bundle.write_text(Path(certifi.where()).read_text())
     first = _tls(str(bundle))
@@ -92,25 +90,16 @@ def test_clients_opened_at_the_same_moment_build_what_https_trusts_once(tmp_path
     assert all(context is contexts[0] for context in contexts)
 
 
-KEY = ConnectionKey(host="zchat.invalid", port=443, is_ssl=True, ssl=True, proxy=None, proxy_auth=None,
-                    proxy_headers_hash=None)
-
-
 @pytest.mark.parametrize("exc,problem,timed_out", [
-    (aiohttp.ClientConnectorSSLError(KEY, ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")),
-     "The TLS handshake failed", False),
-    (aiohttp.ClientConnectorCertificateError(KEY, ssl.SSLCertVerificationError("self-signed certificate")),
-     "The TLS handshake failed", False),
-    (aiohttp.ClientConnectorDNSError(KEY, socket.gaierror(-2, "Name or service not known")),
-     "The API's host name does not resolve", False),
-    (aiohttp.ClientConnectorError(KEY, ConnectionRefusedError(111, "Connect call failed")),
-     "The connection was refused", False),
-    (aiohttp.ClientConnectorError(KEY, OSError(101, "Network is unreachable")), None, False),
-    (aiohttp.ServerDisconnectedError(), None, False),
-    (aiohttp.ClientPayloadError(f"Response payload is not completed for {TOKEN}"), None, False),
-    (aiohttp.ClientOSError(104, "Connection reset by peer"), None, False),
-    (aiohttp.ConnectionTimeoutError(f"Connection timeout to host http://x/?token={TOKEN}"), None, True),
-    (aiohttp.SocketTimeoutError("Timeout on reading data from socket"), None, True),
+    (ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number"), "The TLS handshake failed", False),
+    (ssl.SSLCertVerificationError("self-signed certificate"), "The TLS handshake failed", False),
+    (socket.gaierror(-2, "Name or service not known"), "The API's host name does not resolve", False),
+    (ConnectionRefusedError(111, "Connect call failed"), "The connection was refused", False),
+    (OSError(101, "Network is unreachable"), None, False),
+    (ConnectionResetError(104, "Connection reset by peer"), None, False),
+    (ProtocolError(f"the connection closed before the answer was whole for {TOKEN}"), None, False),
+    (ProtocolError("the answer is not valid HTTP/1.1 (invalid constant string)"), None, False),
+    (TimeoutError(f"no data from the API for 5.0 s, http://x/?token={TOKEN}"), None, True),
     (asyncio.TimeoutError(), None, True),
 ])
 def test_set_up_mistakes_are_told_apart_from_faults_of_the_moment(exc, problem, timed_out):
@@ -163,3 +152,11 @@ def test_requests_go_through_the_proxy_the_environment_names(sandbox, monkeypatc
         proxy.close()
     assert isinstance(answer, Answer) and answer.status == 200
     assert proxy.seen == [f"{sandbox.url}{PATH}"]
+
+
+def test_a_proxy_the_client_cannot_speak_to_is_named_when_the_client_is_made(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "https://proxy.example:3128")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigError, match=r"must be an http:// URL \(it names a https:// one\)"):
+        Transport("https://zchat.example/api/ms/external/", 4, 2.0, TOKEN)

@@ -39,7 +39,7 @@ class RedactingFilter(logging.Filter):
 
 def install_log_redaction() -> None:
     """Idempotently attaches the filter to the loggers that can see request URLs."""
-    for name in ("urllib3.connectionpool", "urllib3.util.retry", "requests", "aiohttp.client", "aiohttp.internal"):
+    for name in ("urllib3.connectionpool", "urllib3.util.retry", "requests"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactingFilter) for f in logger.filters):
             logger.addFilter(RedactingFilter())

@@ -87,13 +87,12 @@ class Requester:
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
-        """The event loop the requests run on, started (with the connection pool) on first use."""
+        """The event loop the requests run on, started on first use."""
         with self._starting:
             if self._loop is None:
                 loop = new_event_loop()
                 thread = threading.Thread(target=loop.run_forever, name="zchat-api-loop", daemon=True)
                 thread.start()
-                asyncio.run_coroutine_threadsafe(self._transport.open(), loop).result()
                 # A client dropped without close() still stops its loop and closes its connections.
                 self._closer = weakref.finalize(self, _stop, loop, thread, self._transport)
                 self._loop = loop

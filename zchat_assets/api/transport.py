@@ -1,15 +1,13 @@
 """One HTTP exchange with the API, on a pooled keep-alive connection, with no retries and no secrets in what
 it tells.
 
-aiohttp on one event loop carries every request of a client: a day's messages are thousands of small
-requests in flight together, and one loop with aiohttp's C parser spends less than half the CPU per
-request of a thread per request over `requests`/urllib3 (benchmarks/bench.py, docs/performance.md). The
-environment is read once, as `requests` reads it: proxies (`HTTPS_PROXY`, `NO_PROXY`) and the CA bundle
-(`REQUESTS_CA_BUNDLE`, else certifi's).
+The connections (`connections.py`) carry every request of a client on one event loop: a day's messages
+are thousands of small requests in flight together. The environment is read once per client, as
+`requests` reads it: proxies (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`) and the CA bundle (`REQUESTS_CA_BUNDLE`, else
+certifi's).
 
-A failure comes back as `Failure`, built outside the `except` block and cleaned of the token: aiohttp
-puts the full URL, query string included, in some of its messages, and an exception's `__context__`
-would carry them further.
+A failure comes back as `Failure`, built outside the `except` block and cleaned of the token: an
+exception's text or `__context__` must never carry a URL further.
 """
 
 from __future__ import annotations
@@ -17,15 +15,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import socket
 import ssl
 import threading
 from dataclasses import dataclass
 
-import aiohttp
 import certifi
 import requests
-from yarl import URL
 
+from .connections import ConnectionPool, ProtocolError
+from .errors import ConfigError
 from .redact import redact
 
 
@@ -46,53 +45,37 @@ class Failure:
 
 
 class Transport:
-    """GETs under one API root over at most `size` connections. Open and use it on one event loop."""
+    """GETs under one API root, keeping at most `size` connections alive between them. The environment
+    is read when it is made; use it on one event loop."""
 
     def __init__(self, root: str, size: int, connect_timeout: float, secret: str):
-        self._root, self._size, self._secret = root, size, secret
-        self._connect_timeout = connect_timeout
-        self._session: aiohttp.ClientSession | None = None
-
-    async def open(self) -> None:
-        environment = requests.Session().merge_environment_settings(self._root, {}, None, None, None)
-        # The proxy is looked up once: aiohttp's trust_env would read the environment and ~/.netrc again in a
-        # worker thread for every request, over half of the client's CPU on the messages fan-out.
-        proxy = requests.utils.select_proxy(self._root, environment["proxies"])
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._size, ssl=_tls(environment["verify"])),
-            headers={"Accept": "application/json"}, proxy=proxy, auto_decompress=True)
-        # aiohttp sends a request again, unseen, when a kept-alive connection drops under it; every request
-        # must pass the rate limiter and be counted, so the requester's policy decides instead (aiohttp's
-        # own test client turns it off the same way).
-        if hasattr(self._session, "_retry_connection"):
-            self._session._retry_connection = False
+        self._secret = secret
+        environment = requests.Session().merge_environment_settings(root, {}, None, None, None)
+        proxy = requests.utils.select_proxy(root, environment["proxies"])
+        if proxy and not proxy.startswith("http://"):
+            raise ConfigError(f"The proxy the environment names for the API must be an http:// URL (it names a "
+                              f"{proxy.split('://')[0]}:// one): set HTTPS_PROXY to http://host:port.")
+        self._pool = ConnectionPool(root, connect_timeout=connect_timeout, proxy=proxy, idle=size,
+                                    tls=_tls(environment["verify"]) if root.startswith("https:") else None)
 
     async def get(self, url: str, read_timeout: float) -> Answer | Failure:
         """One GET of `url` (absolute, its query already encoded): the whole body, or why there is none."""
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout, sock_read=read_timeout)
         problem = None
         try:
-            async with self._session.get(URL(url, encoded=True), timeout=timeout, allow_redirects=False) as response:
-                content = await response.read()
-                status = response.status
-                headers = {k: v for k, v in response.headers.items()
-                           if "ratelimit" in k.lower() or k.lower() == "retry-after"}
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            status, headers, content = await self._pool.get(url, read_timeout)
+        except (OSError, asyncio.TimeoutError, ProtocolError) as exc:
             problem = exc
         if problem is not None:
             return failure(problem, self._secret)
         return Answer(status, headers, content)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        self._pool.close()
 
 
-def _tls(verify: bool | str) -> ssl.SSLContext | bool:
+def _tls(verify: bool | str) -> ssl.SSLContext:
     """What https trusts: `REQUESTS_CA_BUNDLE` (a file or a folder), else certifi's bundle, as `requests` does."""
-    if verify is False:
-        return False
-    bundle = certifi.where() if verify is True else verify
+    bundle = verify if isinstance(verify, str) else certifi.where()
     return _trusting(bundle, os.stat(bundle).st_mtime_ns)
 
 
@@ -114,22 +97,18 @@ def _built(bundle: str, changed: int) -> ssl.SSLContext:
 
 def failure(exc: BaseException, secret: str) -> Failure:
     """What a failed exchange tells the client, without the token and without keeping `exc`."""
-    return Failure(redact(f"{type(exc).__name__}: {exc}", secret), timed_out=_timed_out(exc),
+    return Failure(redact(f"{type(exc).__name__}: {exc}", secret), timed_out=isinstance(exc, asyncio.TimeoutError),
                    setup_problem=setup_problem(exc))
-
-
-def _timed_out(exc: BaseException) -> bool:
-    return isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError))
 
 
 def setup_problem(exc: BaseException) -> str | None:
     """What is wrong when a request failed for a reason of the set-up (TLS, name, refused port), not of
     the moment; None for failures worth retrying (resets, cut bodies, timeouts)."""
-    if isinstance(exc, (aiohttp.ClientSSLError, ssl.SSLError)) or isinstance(getattr(exc, "os_error", None), ssl.SSLError):
+    if isinstance(exc, ssl.SSLError):
         return ("The TLS handshake failed (https to a plain-http port, or a certificate this machine does not "
                 "trust: set REQUESTS_CA_BUNDLE for a private CA)")
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+    if isinstance(exc, socket.gaierror):
         return "The API's host name does not resolve"
-    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, ConnectionRefusedError):
+    if isinstance(exc, ConnectionRefusedError):
         return "The connection was refused (nothing listens on that host and port)"
     return None
