@@ -14,6 +14,7 @@ import zlib
 
 import pytest
 
+from zchat_assets.api import connections
 from zchat_assets.api.connections import ConnectionPool, ProtocolError
 from zchat_assets.api.requester import new_event_loop
 from zchat_assets.api.transport import Answer, Failure, Transport
@@ -21,6 +22,7 @@ from zchat_assets.api.transport import Answer, Failure, Transport
 from .conftest import TOKEN
 
 BODY = b'{"success": true, "data": []}'
+GZIPPED_TWICE = gzip.compress(BODY[:10]) + gzip.compress(BODY[10:])  # two members, one body
 PATH = f"/api/ms/external/history/1/messages?token={TOKEN}"
 
 
@@ -117,7 +119,10 @@ def gets(url: str, count: int = 1, read_timeout: float = 2.0, tls=None, proxy=No
            zlib.compress(BODY)),
     answer(f"HTTP/1.1 200 OK\nContent-Length: {len(zlib.compress(BODY)) - 6}\nContent-Encoding: deflate\n",
            zlib.compress(BODY)[2:-4]),  # raw deflate, as some servers send it
-], ids=["content-length", "chunked", "gzip", "deflate", "raw-deflate"])
+    answer(f"HTTP/1.1 200 OK\nContent-Length: {len(GZIPPED_TWICE)}\nContent-Encoding: gzip\n", GZIPPED_TWICE),
+    b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\nContent-Length: 99\r\n\r\n"
+    + answer(f"HTTP/1.1 200 OK\nContent-Length: {len(BODY)}\n"),  # an interim answer first: only the last counts
+], ids=["content-length", "chunked", "gzip", "deflate", "raw-deflate", "gzip-members", "interim-103"])
 def test_an_answer_is_read_whatever_its_framing(sent):
     server = Scripted([(sent, "keep")])
     try:
@@ -125,6 +130,31 @@ def test_an_answer_is_read_whatever_its_framing(sent):
     finally:
         server.close()
     assert (status, headers, body) == (200, {}, BODY)
+
+
+def test_an_interim_answer_in_a_packet_of_its_own_is_not_taken_for_the_answer():
+    """A 100 or 103 is complete in itself: taken for the answer, the real one would be the next request's."""
+    final = answer(f"HTTP/1.1 200 OK\nContent-Length: {len(BODY)}\n")
+    other = answer("HTTP/1.1 200 OK\nContent-Length: 2\n", b"{}")
+    server = Scripted([([b"HTTP/1.1 100 Continue\r\n\r\n", final], "keep"), (other, "keep")], trickle=0.1)
+    try:
+        first, second = gets(server.url, count=2)
+    finally:
+        server.close()
+    assert first == (200, {}, BODY) and second == (200, {}, b"{}") and server.connections == 1
+
+
+@pytest.mark.parametrize("head", [
+    "HTTP/1.1 204 No Content\nContent-Encoding: gzip\n",
+    "HTTP/1.1 429 Too Many Requests\nRetry-After: 3\nContent-Encoding: deflate\nContent-Length: 0\n",
+])
+def test_an_empty_body_that_names_an_encoding_is_empty(head):
+    server = Scripted([(answer(head, b""), "keep")])
+    try:
+        [(status, headers, body)] = gets(server.url)
+    finally:
+        server.close()
+    assert body == b"" and status in (204, 429) and headers == ({"retry-after": "3"} if status == 429 else {})
 
 
 def test_a_body_without_a_length_ends_with_the_connection():
@@ -190,7 +220,11 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused():
     (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "keep", "not valid HTTP/1.1"),
     (answer("HTTP/1.1 200 OK\nContent-Length: 4\nContent-Encoding: gzip\n", b"oops"), "keep", "could not be decompressed"),
     (answer(f"HTTP/1.1 200 OK\nContent-Length: {len(BODY)}\nContent-Encoding: br\n"), "keep", "could not be decompressed"),
-], ids=["cut", "reset-without-length", "not-http", "bad-gzip", "unasked-encoding"])
+    (answer("HTTP/1.1 200 OK\nContent-Length: 20\nContent-Encoding: gzip\n", gzip.compress(BODY)[:20]), "keep",
+     "could not be decompressed"),  # whole as HTTP, a stream cut short inside
+    (answer("HTTP/1.1 200 OK\nContent-Length: 12\nContent-Encoding: deflate\n", zlib.compress(BODY)[:12]), "keep",
+     "could not be decompressed"),
+], ids=["cut", "reset-without-length", "not-http", "bad-gzip", "unasked-encoding", "cut-gzip", "cut-deflate"])
 def test_a_broken_answer_is_an_error_without_the_token_and_the_next_request_gets_a_new_connection(sent, then, says):
     good = answer(f"HTTP/1.1 200 OK\nContent-Length: {len(BODY)}\n")
     server = Scripted([(sent, then), (good, "keep")])
@@ -246,6 +280,44 @@ def test_a_request_cancelled_mid_answer_does_not_leave_its_connection_for_the_ne
     assert second[2] == BODY and server.connections == 2
 
 
+def test_closing_the_pool_fails_an_answer_still_coming_rather_than_cutting_it():
+    """A body without a length ends with the connection: one the client closes is not a whole body."""
+    server = Scripted([([answer("HTTP/1.1 200 OK\n", BODY[:10]), BODY[10:]], "close")], trickle=1.0)
+
+    async def go():
+        pool = ConnectionPool(f"{server.url}/api/", connect_timeout=2.0, tls=None, proxy=None, idle=4)
+        coming = asyncio.ensure_future(pool.get(f"{server.url}{PATH}", 5.0))
+        await asyncio.sleep(0.3)
+        pool.close()
+        with pytest.raises(ProtocolError, match="closed by the client"):
+            await coming
+
+    try:
+        run(go())
+    finally:
+        server.close()
+
+
+def test_a_connection_idle_too_long_is_not_used_again(monkeypatch):
+    monkeypatch.setattr(connections, "IDLE_SECONDS", 0.1)
+    sent = answer(f"HTTP/1.1 200 OK\nContent-Length: {len(BODY)}\n")
+    server = Scripted([(sent, "keep"), (sent, "keep"), (sent, "keep")])
+
+    async def go():
+        pool = ConnectionPool(f"{server.url}/api/", connect_timeout=2.0, tls=None, proxy=None, idle=4)
+        await pool.get(f"{server.url}{PATH}", 2.0)
+        await pool.get(f"{server.url}{PATH}", 2.0)  # at once: the same connection
+        await asyncio.sleep(0.2)
+        await pool.get(f"{server.url}{PATH}", 2.0)
+        pool.close()
+
+    try:
+        run(go())
+    finally:
+        server.close()
+    assert server.connections == 2
+
+
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory):
     """A self-signed certificate for 127.0.0.1, made with the openssl command."""
@@ -262,8 +334,9 @@ def certificate(tmp_path_factory):
 class TunnelProxy:
     """A proxy on a free port that opens CONNECT tunnels (relaying bytes both ways) and keeps the heads it read."""
 
-    def __init__(self):
+    def __init__(self, refuse: bytes = b""):
         self.heads: list[bytes] = []
+        self.refuse = refuse  # an answer to CONNECT other than 200, if given
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://user:p%40ss@127.0.0.1:{self.listener.getsockname()[1]}"
         threading.Thread(target=self._accept, daemon=True).start()
@@ -281,6 +354,10 @@ class TunnelProxy:
         while b"\r\n\r\n" not in head:
             head += client.recv(4096)
         self.heads.append(head)
+        if self.refuse:
+            client.sendall(self.refuse)
+            client.close()
+            return
         host, port = head.split()[1].decode().rsplit(":", 1)
         upstream = socket.create_connection((host, int(port)))
         client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
@@ -358,3 +435,26 @@ def test_https_through_a_proxy_goes_in_a_tunnel_the_proxy_cannot_read(certificat
     assert head.startswith(f"CONNECT 127.0.0.1:{server.port} HTTP/1.1\r\n")
     assert "\r\nProxy-Authorization: Basic dXNlcjpwQHNz\r\n" in head  # user:p@ss
     assert TOKEN not in head and TOKEN in server.heads[0].decode()
+
+
+def test_a_proxy_that_refuses_the_login_is_a_set_up_problem(certificate, monkeypatch):
+    cert, server_side = certificate
+    server = Scripted([], tls=server_side)
+    proxy = TunnelProxy(refuse=b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+    async def go():
+        transport = Transport(f"{server.url}/api/ms/external/", 4, 2.0, TOKEN)
+        try:
+            return await transport.get(f"{server.url}{PATH}", 2.0)
+        finally:
+            await transport.close()
+
+    try:
+        told = run(go())
+    finally:
+        server.close()
+        proxy.close()
+    assert isinstance(told, Failure) and "(HTTP 407)" in told.setup_problem and TOKEN not in told.reason

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import ssl
 import zlib
 from urllib.parse import unquote, urlsplit
@@ -24,6 +25,14 @@ import httptools
 
 class ProtocolError(Exception):
     """The answer broke HTTP/1.1, or the connection closed before it was whole."""
+
+
+class ProxyRefused(ProtocolError):
+    """The proxy answered CONNECT with something other than 200."""
+
+    def __init__(self, status: int, target: str):
+        super().__init__(f"the proxy refused to open a tunnel to {target} (HTTP {status})")
+        self.status = status
 
 
 class _Connection(asyncio.Protocol):
@@ -42,11 +51,7 @@ class _Connection(asyncio.Protocol):
         """Sends `head` and waits for the answer: (status, rate-limit headers, body, reusable). Times out
         when nothing at all arrives for `read_timeout` seconds, as a socket read would."""
         self._parser = httptools.HttpResponseParser(self)
-        self._headers: dict[str, str] = {}
-        self._body: list[bytes] = []
-        self._encoding = b""
-        self._sized = False  # Content-Length or chunked: else the body ends with the connection
-        self._headed = False  # the answer's head was read whole
+        self._begin()
         self._waiter = self._loop.create_future()
         self._read_timeout, self._heard = read_timeout, self._loop.time()
         self._timer = self._loop.call_at(self._heard + read_timeout, self._check_silence)
@@ -55,7 +60,15 @@ class _Connection(asyncio.Protocol):
             return await self._waiter
         finally:
             self._timer.cancel()
-            self._waiter = None
+            self._waiter, self._body = None, []  # an idle connection holds no answer
+
+    def _begin(self) -> None:
+        """Forgets what an answer told: before a request, and after an interim answer (100, 103)."""
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+        self._encoding = b""
+        self._sized = False  # Content-Length or chunked: else the body ends with the connection
+        self._headed = False  # the answer's head was read whole
 
     async def tunnel(self, head: bytes, read_timeout: float) -> int:
         """Sends a CONNECT `head` to the proxy; its status (the bytes after its head are the host's)."""
@@ -66,7 +79,9 @@ class _Connection(asyncio.Protocol):
             self._tunnel = False
 
     def abort(self) -> None:
+        """Drops the connection; an answer still awaited on it fails (a body cut here is not whole)."""
         self.closed = True
+        self._fail(ProtocolError("the connection was closed by the client"))
         if self.transport is not None:
             self.transport.abort()
 
@@ -121,6 +136,8 @@ class _Connection(asyncio.Protocol):
             self._headers[name.decode("latin-1")] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
+        if self._interim():
+            return
         self._headed = True
         if self._tunnel:
             self._waiter.set_result((self._parser.get_status_code(), {}, b"", True))
@@ -129,14 +146,19 @@ class _Connection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        if not self._tunnel:
+        if self._interim():
+            self._begin()  # the parser goes on to the real answer
+        elif not self._tunnel:
             self._complete(reusable=self._parser.should_keep_alive())
+
+    def _interim(self) -> bool:
+        return 100 <= self._parser.get_status_code() < 200
 
     def _complete(self, reusable: bool) -> None:
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         try:
             body = _decoded(body, self._encoding)
-        except (zlib.error, ProtocolError) as exc:
+        except (zlib.error, OSError, EOFError, ProtocolError) as exc:
             self._fail(ProtocolError(f"the body could not be decompressed ({exc})"))
             return
         if not self._waiter.done():
@@ -144,16 +166,27 @@ class _Connection(asyncio.Protocol):
 
 
 def _decoded(body: bytes, encoding: bytes) -> bytes:
-    if not encoding or encoding == b"identity":
+    """The body as sent before its Content-Encoding; a compressed stream cut short is an error, not a shorter body."""
+    if not body or not encoding or encoding == b"identity":  # a 204, a 304 or an empty 429 may still name one
         return body
     if encoding in (b"gzip", b"x-gzip"):
-        return zlib.decompress(body, 16 + zlib.MAX_WBITS)
-    if encoding == b"deflate":  # zlib-wrapped as the standard says, or raw as some servers send it
-        try:
-            return zlib.decompress(body)
-        except zlib.error:
-            return zlib.decompress(body, -zlib.MAX_WBITS)
+        return gzip.decompress(body)  # every member, and EOFError for a cut one
+    if encoding == b"deflate":
+        for wbits in (zlib.MAX_WBITS, -zlib.MAX_WBITS):  # zlib-wrapped as the standard says, or raw as some send it
+            inflater = zlib.decompressobj(wbits)
+            try:
+                whole = inflater.decompress(body) + inflater.flush()
+            except zlib.error:
+                continue
+            if inflater.eof and not inflater.unused_data:
+                return whole
+        raise ProtocolError("a deflate body cut short, or not deflate")
     raise ProtocolError(f"Content-Encoding {encoding.decode('latin-1')} was not asked for")
+
+
+# A connection that waited longer is not used again: a server closes those it keeps (after 5 to 75 s, as
+# set), and one that closes as a request is written on it makes that request fail. aiohttp's figure.
+IDLE_SECONDS = 15.0
 
 
 class ConnectionPool:
@@ -177,7 +210,7 @@ class ConnectionPool:
         self._fixed = (f"Host: {authority}\r\nAccept: application/json\r\nAccept-Encoding: gzip, deflate\r\n"
                        f"User-Agent: zchat-assets\r\n{proxy_login if self._forwarding else ''}\r\n")
         self._connect_head = f"CONNECT {tunnel_to} HTTP/1.1\r\nHost: {tunnel_to}\r\n{proxy_login}\r\n".encode()
-        self._idle: list[_Connection] = []
+        self._idle: list[tuple[float, _Connection]] = []  # (since when, connection), the latest last
         self._open: set[_Connection] = set()
 
     async def get(self, url: str, read_timeout: float) -> tuple[int, dict[str, str], bytes]:
@@ -191,7 +224,7 @@ class ConnectionPool:
             self._drop(connection)
             raise
         if reusable and not connection.closed and len(self._idle) < self._idle_max:
-            self._idle.append(connection)
+            self._idle.append((asyncio.get_running_loop().time(), connection))
         else:
             self._drop(connection)
         return status, headers, body
@@ -202,11 +235,13 @@ class ConnectionPool:
         self._idle.clear()
 
     def _reused(self) -> _Connection | None:
+        """The connection that waited least, if one is still open and waited less than IDLE_SECONDS."""
+        now = asyncio.get_running_loop().time()
         while self._idle:
-            connection = self._idle.pop()
-            if not connection.closed:
+            since, connection = self._idle.pop()
+            if not connection.closed and now - since < IDLE_SECONDS:
                 return connection
-            self._open.discard(connection)
+            self._drop(connection)
         return None
 
     async def _connect(self) -> _Connection:
@@ -230,7 +265,7 @@ class ConnectionPool:
         """Opens a CONNECT tunnel to the API's host through the proxy, then TLS inside it."""
         status = await connection.tunnel(self._connect_head, self._connect_timeout)
         if status != 200:
-            raise ProtocolError(f"the proxy refused to open a tunnel to {self._host}:{self._port} (HTTP {status})")
+            raise ProxyRefused(status, f"{self._host}:{self._port}")
         async with asyncio.timeout(self._connect_timeout):
             connection.transport = await loop.start_tls(connection.transport, connection, self._tls,
                                                         server_hostname=self._host)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import certifi
 import requests
 
-from .connections import ConnectionPool, ProtocolError
+from .connections import ConnectionPool, ProtocolError, ProxyRefused
 from .errors import ConfigError
 from .redact import redact
 
@@ -111,4 +111,7 @@ def setup_problem(exc: BaseException) -> str | None:
         return "The API's host name does not resolve"
     if isinstance(exc, ConnectionRefusedError):
         return "The connection was refused (nothing listens on that host and port)"
+    if isinstance(exc, ProxyRefused) and exc.status in (403, 407):
+        return (f"The proxy refused to open a tunnel to the API (HTTP {exc.status}): check the login in HTTPS_PROXY "
+                "(http://user:password@host:port) and that the proxy lets the API's host through")
     return None
