@@ -18,12 +18,10 @@ from .account import Shape
 from .days import api_days
 from .history import history_day, history_spec
 from .messages import messages_day, messages_spec
-from .relay import EVERY, Listing, Relays
+from .relay import EVERY, WAKE_SECONDS, Listing, Relays
 
 HELD = ("history", "history_expanded", "messages")  # the datasets of the step
 STOP_SECONDS = 30  # an interrupted dataset waits for at most one answer (a page, a batch of messages)
-# A wait wakes now and then to see an interrupt: one that lands as a wait begins does not end the wait itself.
-WAKE_SECONDS = 0.5
 
 
 def interactions_asset(account: Shape) -> AssetsDefinition | None:

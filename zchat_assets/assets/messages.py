@@ -4,6 +4,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import pyarrow as pa
 from dagster import AssetCheckSpec, AssetExecutionContext, AssetSpec, Failure
 
 from ..api.fanout import Feed
@@ -11,7 +12,7 @@ from ..day_messages import EXPANDED_COLUMNS, DayMessages
 from .account import Shape
 from .days import DayOutcome, late_changes_spec
 from .metadata import partition_metadata
-from .relay import Relay, Relays
+from .relay import WAKE_SECONDS, Relay, Relays
 
 CODE_VERSION = "2"
 PROGRESS_SECONDS = 15
@@ -55,11 +56,15 @@ class Progress:
 
 class Pages:
     """Feeds the fan-out from a relay (relay.py): each page of the expanded history, as it arrives, gives its
-    protocols to fetch. A thread of its own waits for the pages while the requests run."""
+    protocols to fetch. A thread of its own waits for the pages while the requests run; then for the expanded
+    day to be published, and names its version for the messages (`DayMessages.fetched_for`: 0.1 s for a
+    busy day, taken while the last messages come rather than after them)."""
 
-    def __init__(self, relay: Relay, day_messages: DayMessages):
+    def __init__(self, relay: Relay, day_messages: DayMessages, read_expanded: Callable[[], pa.Table]):
         self.feed, self.error = Feed(), None
-        self._relay, self._day_messages = relay, day_messages
+        self._relay, self._day_messages, self._read_expanded = relay, day_messages, read_expanded
+        self._versioned = threading.Event()
+        self._failure: Failure | None = None
         threading.Thread(target=self._fill, name="zchat-pages", daemon=True).start()
 
     def _fill(self) -> None:
@@ -70,10 +75,27 @@ class Pages:
             self.error = exc
         finally:
             self.feed.close()
+        try:
+            self._relay.published()
+            self._day_messages.fetched_for(self._read_expanded())
+        except Failure as failure:  # the expanded day was not published
+            self._failure = failure
+        except Exception as exc:
+            self.error = exc
+        finally:
+            self._versioned.set()
 
     def check(self) -> None:
         if self.error is not None:
             raise self.error
+
+    def published(self) -> None:
+        """Waits for the expanded day's fate; `Failure` if it was not published."""
+        while not self._versioned.wait(WAKE_SECONDS):
+            pass
+        self.check()
+        if self._failure is not None:
+            raise self._failure
 
 
 def messages_spec(account: Shape) -> tuple[AssetSpec, list[AssetCheckSpec]]:
@@ -110,12 +132,15 @@ def messages_day(context: AssetExecutionContext, relays: Relays | None):
         relay = relays.get(member.name, day.key) if relays is not None else None
         with DayMessages(lake, day.key, privacy, flush_messages=flush) as day_messages, \
                 Progress(context.log, label, lambda: len(day_messages.to_fetch), lambda: client.in_flight) as progress:
+            def read_expanded() -> pa.Table:
+                return lake.read("history_expanded", day.key, columns=EXPANDED_COLUMNS)
+
             if relay is None:
-                expanded = lake.read("history_expanded", day.key, columns=EXPANDED_COLUMNS)
+                expanded = read_expanded()
                 day_messages.fetched_for(expanded)
                 pages, fetching = None, day_messages.take(expanded)
             else:
-                pages = Pages(relay, day_messages)
+                pages = Pages(relay, day_messages, read_expanded)
                 fetching = pages.feed
             for protocol_id, items in client.messages_many(fetching):
                 day_messages.add(protocol_id, items)
@@ -134,12 +159,11 @@ def messages_day(context: AssetExecutionContext, relays: Relays | None):
                 time.sleep(recheck)
                 for protocol_id, items in client.messages_many(short):
                     day_messages.add(protocol_id, items)
-            if relay is not None:
+            if pages is not None:
                 try:
-                    relay.published()
+                    pages.published()
                 except Failure as failure:
                     raise Failure(f"{label} was not published: {failure.description}.") from None
-                day_messages.fetched_for(lake.read("history_expanded", day.key, columns=EXPANDED_COLUMNS))
         metadata = partition_metadata("messages", day_messages.written, day_messages.sample, PREVIEW)
         written, kept = day_messages.cache_files
         metadata.update(protocols=len(day_messages.fetched), protocols_from_cache=len(day_messages.cached),

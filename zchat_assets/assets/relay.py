@@ -20,6 +20,8 @@ from dagster import Failure
 from ..day_messages import EXPANDED_COLUMNS
 
 _END = object()
+# A wait wakes now and then to see an interrupt: one that lands as a wait begins does not end the wait itself.
+WAKE_SECONDS = 0.5
 
 
 class Relay:
@@ -54,7 +56,8 @@ class Relay:
 
     def published(self) -> set[str]:
         """Waits for the day's fate: its protocols, or `Failure` if it was not published."""
-        self._settled.wait()
+        while not self._settled.wait(WAKE_SECONDS):
+            pass
         if self._failure is not None:
             raise Failure(self._failure)
         return self._protocols
