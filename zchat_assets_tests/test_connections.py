@@ -14,12 +14,13 @@ import zlib
 
 import pytest
 
-from zchat_assets.api import connections
+from zchat_assets.api import ClientSettings, ZchatClient, connections
+from zchat_assets.api.errors import ConfigError
 from zchat_assets.api.connections import ConnectionPool, ProtocolError
 from zchat_assets.api.requester import new_event_loop
 from zchat_assets.api.transport import Answer, Failure, Transport
 
-from .conftest import TOKEN
+from .conftest import TOKEN, WINDOW
 
 BODY = b'{"success": true, "data": []}'
 GZIPPED_TWICE = gzip.compress(BODY[:10]) + gzip.compress(BODY[10:])  # two members, one body
@@ -458,3 +459,22 @@ def test_a_proxy_that_refuses_the_login_is_a_set_up_problem(certificate, monkeyp
         server.close()
         proxy.close()
     assert isinstance(told, Failure) and "(HTTP 407)" in told.setup_problem and TOKEN not in told.reason
+    assert told.check.startswith("check the login in HTTPS_PROXY")
+
+
+def test_the_client_names_the_proxy_not_the_base_url_when_the_proxy_refuses(certificate, monkeypatch):
+    cert, server_side = certificate
+    server = Scripted([], tls=server_side)
+    proxy = TunnelProxy(refuse=b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        with ZchatClient(TOKEN, ClientSettings(base_url=server.url)) as client, \
+                pytest.raises(ConfigError, match=r"^The proxy refused to open a tunnel to the API \(HTTP 407\) calling ") as told:
+            list(client.history_pages(*WINDOW))
+    finally:
+        server.close()
+        proxy.close()
+    assert "check the login in HTTPS_PROXY" in str(told.value) and "base URL" not in str(told.value)
+    assert TOKEN not in str(told.value) and len(proxy.heads) == 1  # refused once: not retried

@@ -37,11 +37,13 @@ class Answer:
 
 @dataclass(frozen=True)
 class Failure:
-    """No answer: `reason` is safe to show; `setup_problem` says what is wrong when retrying cannot help."""
+    """No answer: `reason` is safe to show; `setup_problem` says what is wrong when retrying cannot help, and
+    `check` what to look at, when that is not the base URL."""
 
     reason: str
     timed_out: bool = False
     setup_problem: str | None = None
+    check: str | None = None
 
 
 class Transport:
@@ -98,7 +100,11 @@ def _built(bundle: str, changed: int) -> ssl.SSLContext:
 def failure(exc: BaseException, secret: str) -> Failure:
     """What a failed exchange tells the client, without the token and without keeping `exc`."""
     return Failure(redact(f"{type(exc).__name__}: {exc}", secret), timed_out=isinstance(exc, asyncio.TimeoutError),
-                   setup_problem=setup_problem(exc))
+                   setup_problem=setup_problem(exc), check=PROXY_CHECK if isinstance(exc, ProxyRefused) else None)
+
+
+PROXY_CHECK = ("check the login in HTTPS_PROXY (http://user:password@host:port) and that the proxy lets the API's "
+               "host through")
 
 
 def setup_problem(exc: BaseException) -> str | None:
@@ -112,6 +118,5 @@ def setup_problem(exc: BaseException) -> str | None:
     if isinstance(exc, ConnectionRefusedError):
         return "The connection was refused (nothing listens on that host and port)"
     if isinstance(exc, ProxyRefused) and exc.status in (403, 407):
-        return (f"The proxy refused to open a tunnel to the API (HTTP {exc.status}): check the login in HTTPS_PROXY "
-                "(http://user:password@host:port) and that the proxy lets the API's host through")
+        return f"The proxy refused to open a tunnel to the API (HTTP {exc.status})"
     return None
