@@ -3,7 +3,7 @@
 A day is tens of thousands of small GETs to one host, a hundred in flight. aiohttp's session spent about
 0.19 ms of CPU on each (its request and response objects, multidicts, cookie jar, tracing hooks); a
 connection here writes one request head and feeds the answer to httptools' C parser (llhttp, the parser
-of Node.js and uvicorn), for about half of that (docs/performance.md). Only what the client needs is
+of Node.js and uvicorn), for less than half of that (docs/performance.md). Only what the client needs is
 spoken: GET, keep-alive, bodies by Content-Length, chunked or up to the close, gzip and deflate, TLS,
 and an http proxy, forwarding (an http API) or tunnelling with CONNECT (https).
 
