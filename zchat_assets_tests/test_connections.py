@@ -44,6 +44,7 @@ class Scripted:
             self.script.put(step)
         self.heads: list[bytes] = []
         self.connections = 0
+        self.closed = threading.Semaphore(0)  # released as the server closes each connection
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
@@ -83,6 +84,8 @@ class Scripted:
                         return
         except (OSError, queue.Empty, ssl.SSLError):
             return
+        finally:
+            self.closed.release()
 
     def close(self):
         self.listener.close()
@@ -203,7 +206,8 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused():
     async def go():
         pool = ConnectionPool(f"{server.url}/api/", connect_timeout=2.0, tls=None, proxy=None, idle=4)
         first = await pool.get(f"{server.url}{PATH}", 2.0)
-        await asyncio.sleep(0.2)  # the server's close arrives
+        assert await asyncio.to_thread(server.closed.acquire, timeout=5)
+        await asyncio.sleep(0.1)  # the server's close reaches the client's loop
         second = await pool.get(f"{server.url}{PATH}", 2.0)
         pool.close()
         return first, second
@@ -300,7 +304,7 @@ def test_closing_the_pool_fails_an_answer_still_coming_rather_than_cutting_it():
 
 
 def test_a_connection_idle_too_long_is_not_used_again(monkeypatch):
-    monkeypatch.setattr(connections, "IDLE_SECONDS", 0.1)
+    monkeypatch.setattr(connections, "IDLE_SECONDS", 0.5)
     sent = answer(f"HTTP/1.1 200 OK\nContent-Length: {len(BODY)}\n")
     server = Scripted([(sent, "keep"), (sent, "keep"), (sent, "keep")])
 
@@ -308,7 +312,7 @@ def test_a_connection_idle_too_long_is_not_used_again(monkeypatch):
         pool = ConnectionPool(f"{server.url}/api/", connect_timeout=2.0, tls=None, proxy=None, idle=4)
         await pool.get(f"{server.url}{PATH}", 2.0)
         await pool.get(f"{server.url}{PATH}", 2.0)  # at once: the same connection
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.7)
         await pool.get(f"{server.url}{PATH}", 2.0)
         pool.close()
 
