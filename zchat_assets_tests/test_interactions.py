@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 
 from zchat_assets.assets.interactions import side_by_side
+from zchat_assets.assets.messages import Pages
 from zchat_assets.assets.relay import Relay, Relays
 from zchat_assets.lake import Lake
 from zchat_assets.resources import ZchatLake
@@ -157,6 +158,46 @@ def test_a_relay_not_published_fails_those_waiting_and_ends_their_pages():
     relay.settle("history_expanded 2026-11-18 was not published (the API went away)")
     waiting.join(5)
     assert waited == [[]]
+
+
+class Day:
+    """What `Pages` asks of a day of messages, kept: the protocols to fetch of each page, the version named."""
+
+    def __init__(self):
+        self.named = []
+
+    def take(self, page):
+        return page.column("protocol_id").to_pylist()
+
+    def fetched_for(self, expanded):
+        self.named.append(expanded.num_rows)
+
+
+@pytest.mark.parametrize("closed", [False, True])
+def test_pages_name_the_expanded_days_version_once_published_unless_the_step_is_done(closed):
+    """Named while the last messages come; a step that failed meanwhile does not want it worked out."""
+    relay, day = Relay(), Day()
+    pages = Pages(relay, day, lambda: pa.table({"protocol_id": ["1", "2"]}))
+    relay.put(pa.table({"protocol_id": ["1", "2"], "messages": [3, 4], "end_time": pa.array([None, None], pa.timestamp("us"))}))
+    relay.walked()
+    if closed:
+        pages.close()
+    relay.settle(protocols={"1", "2"})
+    pages.published()
+    assert day.named == ([] if closed else [2])
+
+
+def test_pages_of_a_walk_that_failed_do_not_wait_for_the_day():
+    relay = Relay()
+
+    class Broken(Day):
+        def take(self, page):
+            raise RuntimeError("the cache could not be read")
+
+    pages = Pages(relay, Broken(), lambda: pa.table({}))
+    relay.put(pa.table({"protocol_id": ["1"], "messages": [3], "end_time": pa.array([None], pa.timestamp("us"))}))
+    with pytest.raises(RuntimeError, match="the cache could not be read"):
+        pages.published()  # the expanded day never settles here: the error comes at once
 
 
 def test_relays_closed_fail_every_day_not_settled_even_one_asked_for_later():

@@ -63,7 +63,8 @@ class Pages:
     def __init__(self, relay: Relay, day_messages: DayMessages, read_expanded: Callable[[], pa.Table]):
         self.feed, self.error = Feed(), None
         self._relay, self._day_messages, self._read_expanded = relay, day_messages, read_expanded
-        self._versioned = threading.Event()
+        self._settled = threading.Event()  # the expanded day's fate is known, and its version named if published
+        self._closed = threading.Event()  # the step is done with the day
         self._failure: Failure | None = None
         threading.Thread(target=self._fill, name="zchat-pages", daemon=True).start()
 
@@ -76,14 +77,16 @@ class Pages:
         finally:
             self.feed.close()
         try:
-            self._relay.published()
-            self._day_messages.fetched_for(self._read_expanded())
+            if self.error is None:
+                self._relay.published()
+                if not self._closed.is_set():
+                    self._day_messages.fetched_for(self._read_expanded())
         except Failure as failure:  # the expanded day was not published
             self._failure = failure
         except Exception as exc:
             self.error = exc
         finally:
-            self._versioned.set()
+            self._settled.set()
 
     def check(self) -> None:
         if self.error is not None:
@@ -91,11 +94,15 @@ class Pages:
 
     def published(self) -> None:
         """Waits for the expanded day's fate; `Failure` if it was not published."""
-        while not self._versioned.wait(WAKE_SECONDS):
+        while not self._settled.wait(WAKE_SECONDS):
             pass
         self.check()
         if self._failure is not None:
             raise self._failure
+
+    def close(self) -> None:
+        """The step is done with the day: a version not named yet is not worked out."""
+        self._closed.set()
 
 
 def messages_spec(account: Shape) -> tuple[AssetSpec, list[AssetCheckSpec]]:
@@ -142,28 +149,32 @@ def messages_day(context: AssetExecutionContext, relays: Relays | None):
             else:
                 pages = Pages(relay, day_messages, read_expanded)
                 fetching = pages.feed
-            for protocol_id, items in client.messages_many(fetching):
-                day_messages.add(protocol_id, items)
-                progress.step()
-            if pages is not None:
-                pages.check()
-            for protocol_id, items in client.messages_many(day_messages.from_cache()):
-                day_messages.add(protocol_id, items)
-                progress.step()
-            context.log.info(f"{label}: {len(day_messages.cached):,} protocols from the cache, "
-                             f"{len(day_messages.to_fetch):,} fetched")
-            short = day_messages.short()
-            if short:
-                context.log.warning(f"{label}: {len(short)} finished conversation(s) came with fewer "
-                                    f"messages than their counter; asking again in {recheck:g}s")
-                time.sleep(recheck)
-                for protocol_id, items in client.messages_many(short):
+            try:
+                for protocol_id, items in client.messages_many(fetching):
                     day_messages.add(protocol_id, items)
-            if pages is not None:
-                try:
-                    pages.published()
-                except Failure as failure:
-                    raise Failure(f"{label} was not published: {failure.description}.") from None
+                    progress.step()
+                if pages is not None:
+                    pages.check()
+                for protocol_id, items in client.messages_many(day_messages.from_cache()):
+                    day_messages.add(protocol_id, items)
+                    progress.step()
+                context.log.info(f"{label}: {len(day_messages.cached):,} protocols from the cache, "
+                                 f"{len(day_messages.to_fetch):,} fetched")
+                short = day_messages.short()
+                if short:
+                    context.log.warning(f"{label}: {len(short)} finished conversation(s) came with fewer "
+                                        f"messages than their counter; asking again in {recheck:g}s")
+                    time.sleep(recheck)
+                    for protocol_id, items in client.messages_many(short):
+                        day_messages.add(protocol_id, items)
+                if pages is not None:
+                    try:
+                        pages.published()
+                    except Failure as failure:
+                        raise Failure(f"{label} was not published: {failure.description}.") from None
+            finally:
+                if pages is not None:
+                    pages.close()  # a day that failed: its version is not named
         metadata = partition_metadata("messages", day_messages.written, day_messages.sample, PREVIEW)
         written, kept = day_messages.cache_files
         metadata.update(protocols=len(day_messages.fetched), protocols_from_cache=len(day_messages.cached),
