@@ -14,7 +14,7 @@ import pytest
 
 from zchat_assets.api.connections import ProtocolError
 from zchat_assets.api.errors import ConfigError
-from zchat_assets.api.transport import Answer, Failure, Transport, _tls, failure, setup_problem
+from zchat_assets.api.transport import Answer, Failure, Transport, _proxy, _tls, failure, setup_problem
 
 from .conftest import TOKEN
 
@@ -160,3 +160,18 @@ def test_a_proxy_the_client_cannot_speak_to_is_named_when_the_client_is_made(mon
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(ConfigError, match=r"must be an http:// URL \(it names a https:// one\)"):
         Transport("https://zchat.example/api/ms/external/", 4, 2.0, TOKEN)
+
+
+@pytest.mark.parametrize("named,https,proxy,error", [
+    (None, True, None, None),
+    ("proxy.corp:3128", True, "http://proxy.corp:3128", None),  # no scheme means http, as for requests
+    ("HTTP://proxy.corp:3128", True, "HTTP://proxy.corp:3128", None),
+    ("https://proxy.corp:3128", True, None, r"it names a https:// one\): set HTTPS_PROXY to"),
+    ("socks5://proxy.corp:1080", False, None, r"it names a socks5:// one\): set HTTP_PROXY to"),
+])
+def test_the_proxy_is_an_http_url_or_a_clear_error_naming_its_variable(named, https, proxy, error):
+    if error is None:
+        assert _proxy(named, https) == proxy
+    else:
+        with pytest.raises(ConfigError, match=error):
+            _proxy(named, https)

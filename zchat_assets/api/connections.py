@@ -52,6 +52,8 @@ class _Connection(asyncio.Protocol):
         when nothing at all arrives for `read_timeout` seconds, as a socket read would."""
         self._parser = httptools.HttpResponseParser(self)
         self._begin()
+        if self.closed or self.transport.is_closing():  # lost as it waited: writing would raise, not fail
+            raise ProtocolError("the connection closed before the request was sent")
         self._waiter = self._loop.create_future()
         self._read_timeout, self._heard = read_timeout, self._loop.time()
         self._timer = self._loop.call_at(self._heard + read_timeout, self._check_silence)
@@ -191,8 +193,8 @@ IDLE_SECONDS = 15.0
 
 class ConnectionPool:
     """GETs of URLs under `root` over kept-alive connections to its host, directly or through an http
-    `proxy`. Keeps at most `idle` connections waiting; how many are open at once is the
-    requester's in-flight limit. Use it on one event loop."""
+    `proxy`; `tls` is what an https root trusts. Keeps at most `idle` connections waiting; how many are open
+    at once is the requester's in-flight limit. Use it on one event loop."""
 
     def __init__(self, root: str, *, connect_timeout: float, tls: ssl.SSLContext | None, proxy: str | None,
                  idle: int):
@@ -202,7 +204,7 @@ class ConnectionPool:
         self._origin = f"{parts.scheme}://{parts.netloc}"
         authority = parts.netloc.rpartition("@")[2]
         tunnel_to = f"[{self._host}]:{self._port}" if ":" in self._host else f"{self._host}:{self._port}"
-        self._tls = tls if self._https else None
+        self._tls = tls
         self._connect_timeout, self._idle_max = connect_timeout, idle
         self._proxy = urlsplit(proxy) if proxy else None
         proxy_login = _proxy_login(self._proxy)

@@ -172,7 +172,7 @@ class Requester:
                     self.rate_headers.update(answer.headers)
         if isinstance(answer, Failure):
             if answer.setup_problem:  # retrying cannot fix a wrong address, port, certificate or proxy login
-                raise ConfigError(f"{answer.setup_problem} calling {self._clean(url)}: {answer.check or BASE_URL_HINT}.")
+                raise ConfigError(f"{answer.setup_problem} calling {self._clean(url)}: {answer.hint or BASE_URL_HINT}.")
             return Retry(answer.reason, timed_out=answer.timed_out)
         outcome = classify(answer.status, answer.headers, answer.content, path, params, url, self._clean,
                            self._token_hint)

@@ -19,6 +19,7 @@ import socket
 import ssl
 import threading
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import certifi
 import requests
@@ -38,27 +39,25 @@ class Answer:
 @dataclass(frozen=True)
 class Failure:
     """No answer: `reason` is safe to show; `setup_problem` says what is wrong when retrying cannot help, and
-    `check` what to look at, when that is not the base URL."""
+    `hint` what to look at, when that is not the base URL."""
 
     reason: str
     timed_out: bool = False
     setup_problem: str | None = None
-    check: str | None = None
+    hint: str | None = None
 
 
 class Transport:
-    """GETs under one API root, keeping at most `size` connections alive between them. The environment
+    """GETs under one API root, keeping at most `idle` connections alive between them. The environment
     is read when it is made; use it on one event loop."""
 
-    def __init__(self, root: str, size: int, connect_timeout: float, secret: str):
+    def __init__(self, root: str, idle: int, connect_timeout: float, secret: str):
         self._secret = secret
         environment = requests.Session().merge_environment_settings(root, {}, None, None, None)
-        proxy = requests.utils.select_proxy(root, environment["proxies"])
-        if proxy and not proxy.startswith("http://"):
-            raise ConfigError(f"The proxy the environment names for the API must be an http:// URL (it names a "
-                              f"{proxy.split('://')[0]}:// one): set HTTPS_PROXY to http://host:port.")
-        self._pool = ConnectionPool(root, connect_timeout=connect_timeout, proxy=proxy, idle=size,
-                                    tls=_tls(environment["verify"]) if root.startswith("https:") else None)
+        https = urlsplit(root).scheme == "https"
+        self._pool = ConnectionPool(root, connect_timeout=connect_timeout, idle=idle,
+                                    proxy=_proxy(requests.utils.select_proxy(root, environment["proxies"]), https),
+                                    tls=_tls(environment["verify"]) if https else None)
 
     async def get(self, url: str, read_timeout: float) -> Answer | Failure:
         """One GET of `url` (absolute, its query already encoded): the whole body, or why there is none."""
@@ -73,6 +72,20 @@ class Transport:
 
     async def close(self) -> None:
         self._pool.close()
+
+
+def _proxy(url: str | None, https: bool) -> str | None:
+    """The proxy the environment names for the API, as an http:// URL (`host:port` alone means http, as for
+    `requests`); one the client cannot speak to (https://, socks) is a clear error when the client is made."""
+    if not url:
+        return None
+    url = url if "://" in url else f"http://{url}"
+    scheme = urlsplit(url).scheme.lower()
+    if scheme != "http":
+        variable = "HTTPS_PROXY" if https else "HTTP_PROXY"
+        raise ConfigError(f"The proxy the environment names for the API must be an http:// URL (it names a "
+                          f"{scheme}:// one): set {variable} to http://host:port.")
+    return url
 
 
 def _tls(verify: bool | str) -> ssl.SSLContext:
@@ -100,10 +113,10 @@ def _built(bundle: str, changed: int) -> ssl.SSLContext:
 def failure(exc: BaseException, secret: str) -> Failure:
     """What a failed exchange tells the client, without the token and without keeping `exc`."""
     return Failure(redact(f"{type(exc).__name__}: {exc}", secret), timed_out=isinstance(exc, asyncio.TimeoutError),
-                   setup_problem=setup_problem(exc), check=PROXY_CHECK if isinstance(exc, ProxyRefused) else None)
+                   setup_problem=setup_problem(exc), hint=PROXY_HINT if isinstance(exc, ProxyRefused) else None)
 
 
-PROXY_CHECK = ("check the login in HTTPS_PROXY (http://user:password@host:port) and that the proxy lets the API's "
+PROXY_HINT = ("check the login in HTTPS_PROXY (http://user:password@host:port) and that the proxy lets the API's "
                "host through")
 
 
@@ -118,5 +131,6 @@ def setup_problem(exc: BaseException) -> str | None:
     if isinstance(exc, ConnectionRefusedError):
         return "The connection was refused (nothing listens on that host and port)"
     if isinstance(exc, ProxyRefused) and exc.status in (403, 407):
-        return f"The proxy refused to open a tunnel to the API (HTTP {exc.status})"
+        told = str(exc)  # the proxy's refusal, as ProxyRefused words it
+        return told[:1].upper() + told[1:]
     return None
