@@ -32,6 +32,10 @@ def answer(head: str, body: bytes = BODY) -> bytes:
     return head.replace("\n", "\r\n").encode() + b"\r\n" + body
 
 
+OK = answer(f"HTTP/1.1 200 OK\nContent-Length: {len(BODY)}\n")
+LOGIN_REFUSED = b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"
+
+
 class Scripted:
     """A server on a free port that answers each request with the next of `script`: (bytes, then) where
     then is "keep" (the connection stays open), "close", "reset" (closed with a TCP reset) or "hang"
@@ -98,6 +102,25 @@ def run(work):
         return runner.run(work)
 
 
+def transport_gets(url: str, count: int = 1) -> list:
+    """`count` GETs in turn through a `Transport` of its own, which reads the environment as the client does."""
+    async def go():
+        transport = Transport(f"{url}/api/ms/external/", 4, 2.0, TOKEN)
+        try:
+            return [await transport.get(f"{url}{PATH}", 2.0) for _ in range(count)]
+        finally:
+            await transport.close()
+
+    return run(go())
+
+
+def through(proxy, monkeypatch) -> None:
+    """The environment names `proxy` for https, and nothing bypasses it."""
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def gets(url: str, count: int = 1, read_timeout: float = 2.0, tls=None, proxy=None):
     """`count` GETs in turn through one pool; each result is the answer's triple or the exception raised."""
     async def go():
@@ -115,7 +138,7 @@ def gets(url: str, count: int = 1, read_timeout: float = 2.0, tls=None, proxy=No
 
 
 @pytest.mark.parametrize("sent", [
-    answer(f"HTTP/1.1 200 OK\nContent-Length: {len(BODY)}\n"),
+    OK,
     answer("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n",
            b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (10, BODY[:10], len(BODY) - 10, BODY[10:])),
     answer("HTTP/1.1 200 OK\nContent-Length: 40\nContent-Encoding: gzip\n".replace("40", str(len(gzip.compress(BODY)))),
@@ -126,7 +149,7 @@ def gets(url: str, count: int = 1, read_timeout: float = 2.0, tls=None, proxy=No
            zlib.compress(BODY)[2:-4]),  # raw deflate, as some servers send it
     answer(f"HTTP/1.1 200 OK\nContent-Length: {len(GZIPPED_TWICE)}\nContent-Encoding: gzip\n", GZIPPED_TWICE),
     b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\nContent-Length: 99\r\n\r\n"
-    + answer(f"HTTP/1.1 200 OK\nContent-Length: {len(BODY)}\n"),  # an interim answer first: only the last counts
+    + OK,  # an interim answer first: only the last counts
 ], ids=["content-length", "chunked", "gzip", "deflate", "raw-deflate", "gzip-members", "interim-103"])
 def test_an_answer_is_read_whatever_its_framing(sent):
     server = Scripted([(sent, "keep")])
@@ -139,7 +162,7 @@ def test_an_answer_is_read_whatever_its_framing(sent):
 
 def test_an_interim_answer_in_a_packet_of_its_own_is_not_taken_for_the_answer():
     """A 100 or 103 is complete in itself: taken for the answer, the real one would be the next request's."""
-    final = answer(f"HTTP/1.1 200 OK\nContent-Length: {len(BODY)}\n")
+    final = OK
     other = answer("HTTP/1.1 200 OK\nContent-Length: 2\n", b"{}")
     server = Scripted([([b"HTTP/1.1 100 Continue\r\n\r\n", final], "keep"), (other, "keep")], trickle=0.1)
     try:
@@ -163,7 +186,7 @@ def test_an_empty_body_that_names_an_encoding_is_empty(head):
 
 
 def test_a_body_without_a_length_ends_with_the_connection():
-    server = Scripted([(answer("HTTP/1.1 200 OK\n"), "close"), (answer(f"HTTP/1.1 200 OK\nContent-Length: {len(BODY)}\n"), "keep")])
+    server = Scripted([(answer("HTTP/1.1 200 OK\n"), "close"), (OK, "keep")])
     try:
         results = gets(server.url, count=2)
     finally:
@@ -201,7 +224,7 @@ def test_a_connection_is_reused_only_when_the_answer_allows(head, connections):
 
 
 def test_a_connection_the_server_closed_while_idle_is_not_reused():
-    sent = answer(f"HTTP/1.1 200 OK\nContent-Length: {len(BODY)}\n")
+    sent = OK
     server = Scripted([(sent, "close"), (sent, "keep")])
 
     async def go():
@@ -232,7 +255,7 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused():
      "could not be decompressed"),
 ], ids=["cut", "reset-without-length", "not-http", "bad-gzip", "unasked-encoding", "cut-gzip", "cut-deflate"])
 def test_a_broken_answer_is_an_error_without_the_token_and_the_next_request_gets_a_new_connection(sent, then, says):
-    good = answer(f"HTTP/1.1 200 OK\nContent-Length: {len(BODY)}\n")
+    good = OK
     server = Scripted([(sent, then), (good, "keep")])
     try:
         broken, after = gets(server.url, count=2)
@@ -253,7 +276,7 @@ def test_the_read_timeout_is_a_silence_not_a_total():
 
 
 def test_a_silent_answer_times_out_and_its_connection_is_dropped():
-    good = answer(f"HTTP/1.1 200 OK\nContent-Length: {len(BODY)}\n")
+    good = OK
     server = Scripted([(answer("HTTP/1.1 200 OK\nContent-Length: 500\n", b"{"), "hang"), (good, "keep")])
     try:
         started = time.monotonic()
@@ -280,7 +303,7 @@ def test_a_connection_lost_as_it_waited_fails_the_request_instead_of_writing():
 
 
 def test_a_request_cancelled_mid_answer_does_not_leave_its_connection_for_the_next():
-    good = answer(f"HTTP/1.1 200 OK\nContent-Length: {len(BODY)}\n")
+    good = OK
     server = Scripted([(answer("HTTP/1.1 200 OK\nContent-Length: 500\n", b"{"), "hang"), (good, "keep")])
 
     async def go():
@@ -321,7 +344,7 @@ def test_closing_the_pool_fails_an_answer_still_coming_rather_than_cutting_it():
 
 def test_a_connection_idle_too_long_is_not_used_again(monkeypatch):
     monkeypatch.setattr(connections, "IDLE_SECONDS", 0.5)
-    sent = answer(f"HTTP/1.1 200 OK\nContent-Length: {len(BODY)}\n")
+    sent = OK
     server = Scripted([(sent, "keep"), (sent, "keep"), (sent, "keep")])
 
     async def go():
@@ -403,7 +426,7 @@ class TunnelProxy:
 
 def test_https_trusts_the_bundle_it_is_given(certificate):
     cert, server_side = certificate
-    server = Scripted([(answer(f"HTTP/1.1 200 OK\nContent-Length: {len(BODY)}\n"), "keep")], tls=server_side)
+    server = Scripted([(OK, "keep")], tls=server_side)
     try:
         [(status, _, body)] = gets(server.url, tls=ssl.create_default_context(cafile=cert))
     finally:
@@ -413,18 +436,11 @@ def test_https_trusts_the_bundle_it_is_given(certificate):
 
 def test_an_untrusted_certificate_is_a_set_up_problem_without_the_token(certificate, monkeypatch):
     _, server_side = certificate
-    server = Scripted([(answer(f"HTTP/1.1 200 OK\nContent-Length: {len(BODY)}\n"), "keep")], tls=server_side)
+    server = Scripted([(OK, "keep")], tls=server_side)
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
 
-    async def go():
-        transport = Transport(f"{server.url}/api/ms/external/", 4, 2.0, TOKEN)
-        try:
-            return await transport.get(f"{server.url}{PATH}", 2.0)
-        finally:
-            await transport.close()
-
     try:
-        told = run(go())
+        [told] = transport_gets(server.url)
     finally:
         server.close()
     assert isinstance(told, Failure) and told.setup_problem.startswith("The TLS handshake failed")
@@ -433,22 +449,13 @@ def test_an_untrusted_certificate_is_a_set_up_problem_without_the_token(certific
 
 def test_https_through_a_proxy_goes_in_a_tunnel_the_proxy_cannot_read(certificate, monkeypatch):
     cert, server_side = certificate
-    server = Scripted([(answer(f"HTTP/1.1 200 OK\nContent-Length: {len(BODY)}\n"), "keep")] * 2, tls=server_side)
+    server = Scripted([(OK, "keep")] * 2, tls=server_side)
     proxy = TunnelProxy()
-    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    through(proxy, monkeypatch)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
-    for name in ("NO_PROXY", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
-
-    async def go():
-        transport = Transport(f"{server.url}/api/ms/external/", 4, 2.0, TOKEN)
-        try:
-            return [await transport.get(f"{server.url}{PATH}", 2.0) for _ in range(2)]
-        finally:
-            await transport.close()
 
     try:
-        answers = run(go())
+        answers = transport_gets(server.url, count=2)
     finally:
         server.close()
         proxy.close()
@@ -461,22 +468,13 @@ def test_https_through_a_proxy_goes_in_a_tunnel_the_proxy_cannot_read(certificat
 
 
 def test_a_proxy_that_refuses_the_login_is_a_set_up_problem(certificate, monkeypatch):
-    cert, server_side = certificate
+    _, server_side = certificate
     server = Scripted([], tls=server_side)
-    proxy = TunnelProxy(refuse=b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
-    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
-    for name in ("NO_PROXY", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
-
-    async def go():
-        transport = Transport(f"{server.url}/api/ms/external/", 4, 2.0, TOKEN)
-        try:
-            return await transport.get(f"{server.url}{PATH}", 2.0)
-        finally:
-            await transport.close()
+    proxy = TunnelProxy(refuse=LOGIN_REFUSED)
+    through(proxy, monkeypatch)
 
     try:
-        told = run(go())
+        [told] = transport_gets(server.url)
     finally:
         server.close()
         proxy.close()
@@ -485,12 +483,10 @@ def test_a_proxy_that_refuses_the_login_is_a_set_up_problem(certificate, monkeyp
 
 
 def test_the_client_names_the_proxy_not_the_base_url_when_the_proxy_refuses(certificate, monkeypatch):
-    cert, server_side = certificate
+    _, server_side = certificate
     server = Scripted([], tls=server_side)
-    proxy = TunnelProxy(refuse=b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
-    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
-    for name in ("NO_PROXY", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
+    proxy = TunnelProxy(refuse=LOGIN_REFUSED)
+    through(proxy, monkeypatch)
     try:
         with ZchatClient(TOKEN, ClientSettings(base_url=server.url)) as client, \
                 pytest.raises(ConfigError, match=r"^The proxy refused to open a tunnel to 127\.0\.0\.1:\d+ \(HTTP 407\) calling ") as told:
