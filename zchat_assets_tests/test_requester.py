@@ -176,6 +176,18 @@ def test_isolated_429s_make_only_their_own_request_wait(sandbox):
     assert time.monotonic() - started < 0.5 + len(ids) * 0.011 / 4 + 1.0
 
 
+def test_a_request_waiting_to_be_retried_leaves_its_slot_to_the_others(sandbox):
+    """At a concurrency of one, the messages of the other protocols come while the one answered 429 waits
+    through its Retry-After, instead of all of them waiting behind it."""
+    sandbox.app.latency = 0.01
+    c = fast_client(sandbox, concurrency=1, min_retry_after=1.0)
+    ids = [str(r["id"]) for page in c.history_pages(*WINDOW) for r in page][:30]
+    sandbox.app.queue_faults("429")  # the first messages request
+    order = [protocol for protocol, _ in c.messages_many(ids)]
+    assert sorted(order) == sorted(ids) and c.stats.throttled == 1
+    assert order.index(ids[0]) >= 10  # its second of waiting is room for dozens at 10 ms an answer
+
+
 def test_requests_run_on_uvloop_where_it_is_installed(sandbox):
     """uvloop carries the same requests for less CPU than asyncio's own loop (docs/performance.md)."""
     uvloop = pytest.importorskip("uvloop")

@@ -143,8 +143,12 @@ class ZchatClient:
     def messages_many(self, protocol_ids: Iterable[str]) -> Iterator[tuple[str, Messages | GoneError]]:
         """(protocol, messages) pairs in completion order, `concurrency` at a time; a protocol the API says
         is not there comes with its `GoneError` instead, and the others go on. The first other failure stops
-        the workers and is raised."""
-        return fan_out(self._messages, protocol_ids, self.concurrency, self._requester.loop, passed=(GoneError,))
+        the workers and is raised.
+
+        Twice as many workers as requests in flight: a request waiting to be tried again (a 429's
+        Retry-After, a back-off) holds no slot, and another worker's request takes it meanwhile."""
+        return fan_out(self._messages, protocol_ids, 2 * self.concurrency, self._requester.loop,
+                       passed=(GoneError,))
 
     def _page_records(self, body: dict, path: str) -> list[dict]:
         self.stats.add(pages=1)

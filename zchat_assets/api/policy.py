@@ -37,12 +37,14 @@ _data_as_sent = msgspec.json.Decoder(_Data)
 
 @dataclass(frozen=True)
 class Retry:
-    """A failed attempt worth retrying; `wait` is the server's Retry-After when it gave one."""
+    """A failed attempt worth retrying; `wait` is the server's Retry-After when it gave one, `limit_met` that
+    429s come so often that every request of the account pauses (`throttle.AdaptiveLimit.throttled`)."""
 
     reason: str
     wait: float | None = None
     throttled: bool = False
     timed_out: bool = False
+    limit_met: bool = False
 
 
 def classify(status: int, headers: dict[str, str], content: bytes, path: str, params: dict, url: str,

@@ -1,9 +1,10 @@
 """One API request carried through to an answer: politeness, the exchange, the policy's verdict, the wait.
 
 Each attempt holds an in-flight slot, then passes the account's 429 pause and the rate limiter, then
-goes out (`transport`); the answer is judged by `policy.classify`, and a retry waits as `RetryPolicy`
-says. Everything that reads a request's story (why it was retried, how long it waited) is here or in
-`policy`.
+goes out (`transport`); the answer is judged by `policy.classify` before the slot is given up (a 429
+counts against the in-flight limit while it still holds its place), and a retry waits as `RetryPolicy`
+says, without a slot. Everything that reads a request's story (why it was retried, how long it waited)
+is here or in `policy`.
 
 Requests run on the requester's own event loop, in a thread of its own started with the first request:
 `fetch` is the coroutine (the fan-out runs many on the loop), `get` waits for one from any thread. The
@@ -20,7 +21,7 @@ import threading
 import time
 import weakref
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import quote, urlencode
 
 try:
@@ -136,11 +137,9 @@ class Requester:
                     raise ApiUnavailableError(
                         f"The API has answered nothing for {silent:.0f} s ({label} timed out): it looks hung; "
                         "try again later.")
-            frequent = False
             if outcome.throttled:
                 throttles += 1
                 self.stats.add(throttled=1)
-                frequent = self.in_flight.throttled()
             else:
                 failures += 1
             if self._policy.gives_up(failures, throttles):
@@ -150,8 +149,8 @@ class Requester:
             delay = self._policy.delay(outcome, failures)
             self.stats.add(retries=1)
             self._log.warning(f"{label}: {outcome.reason}; retrying in {delay:.1f}s")
-            if frequent:
-                self.gate.pause(delay)  # a limit: every request of the account waits
+            if outcome.limit_met:
+                self.gate.pause(delay)  # every request of the account waits
             else:
                 await asyncio.sleep(delay)
 
@@ -165,17 +164,20 @@ class Requester:
             self.stats.add(requests=1)
             started = time.monotonic()
             answer = await self._transport.get(url, read_timeout)
-            if not isinstance(answer, Failure):
-                self._last_answer = time.monotonic()
-                self._latency.record(self._last_answer - started)
-                if answer.headers:
-                    self.rate_headers.update(answer.headers)
-        if isinstance(answer, Failure):
-            if answer.setup_problem:  # retrying cannot fix a wrong address, port, certificate or proxy login
-                raise ConfigError(f"{answer.setup_problem} calling {self._clean(url)}: {answer.hint or BASE_URL_HINT}.")
-            return Retry(answer.reason, timed_out=answer.timed_out)
-        outcome = classify(answer.status, answer.headers, answer.content, path, params, url, self._clean,
-                           self._token_hint)
+            if isinstance(answer, Failure):
+                if answer.setup_problem:  # retrying cannot fix a wrong address, port, certificate or proxy login
+                    raise ConfigError(f"{answer.setup_problem} calling {self._clean(url)}: "
+                                      f"{answer.hint or BASE_URL_HINT}.")
+                return Retry(answer.reason, timed_out=answer.timed_out)
+            self._last_answer = time.monotonic()
+            self._latency.record(self._last_answer - started)
+            if answer.headers:
+                self.rate_headers.update(answer.headers)
+            outcome = classify(answer.status, answer.headers, answer.content, path, params, url, self._clean,
+                               self._token_hint)
+            if isinstance(outcome, Retry) and outcome.throttled:
+                # Counted while it still holds its slot, which the next request waiting for one takes after it.
+                return replace(outcome, limit_met=self.in_flight.throttled())
         return outcome if isinstance(outcome, Retry) else (outcome, answer.content)
 
     def _clean(self, text: str) -> str:

@@ -13,6 +13,7 @@ import asyncio
 import threading
 import time
 from collections import deque
+from contextlib import suppress
 from functools import cache
 
 
@@ -94,6 +95,10 @@ class AdaptiveLimit:
     A concurrency limit on the server side then costs one 429 now and then instead of a storm per wave
     of requests; `ceiling` is the configured concurrency, which is never exceeded. An isolated 429 (a
     few in the last WINDOW answers) changes nothing: only the request that got it waits.
+
+    Requests that find every slot taken get theirs in the order they came: a slot freed goes to the first
+    of them, never to a request that comes after it (one retried after its wait would otherwise lose its
+    turn to the fan-out's fresh requests, again and again).
     """
 
     WINDOW = 100
@@ -105,34 +110,51 @@ class AdaptiveLimit:
         self._probe_every = probe_every
         self._good = 0
         self._recent: deque[bool] = deque(maxlen=self.WINDOW)  # True for a 429
-        self._ready = LoopBound(asyncio.Condition)
+        self._queue = LoopBound(deque)  # the turns of the requests waiting for a slot, first come first
 
     async def __aenter__(self) -> AdaptiveLimit:
-        if self.in_flight >= self.limit:
-            ready = self._ready.get()
-            async with ready:
-                await ready.wait_for(lambda: self.in_flight < self.limit)
-        self.in_flight += 1
+        queue = self._queue.get()
+        if self.in_flight < self.limit and not queue:
+            self.in_flight += 1
+            return self
+        turn = asyncio.get_running_loop().create_future()
+        queue.append(turn)
+        try:
+            await turn  # the slot is counted as this request's when its turn comes (`_hand_over`)
+        except asyncio.CancelledError:
+            if turn.cancelled():
+                with suppress(ValueError):  # a hand-over may have passed it over already
+                    queue.remove(turn)
+            else:  # cancelled as its turn came: the slot goes to the next
+                self._release()
+            raise
         return self
 
     async def __aexit__(self, *exc) -> None:
-        self.in_flight -= 1
-        await self._wake()
+        self._release()
 
-    async def _wake(self) -> None:
-        ready = self._ready.made()
-        if ready is not None and self.in_flight < self.limit:
-            async with ready:
-                ready.notify()
+    def _release(self) -> None:
+        self.in_flight -= 1
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Gives the free slots to the first requests waiting."""
+        queue = self._queue.made()
+        while queue and self.in_flight < self.limit:
+            turn = queue.popleft()
+            if not turn.cancelled():  # one cancelled but not yet out of the queue is passed over
+                turn.set_result(None)
+                self.in_flight += 1
 
     def throttled(self) -> bool:
-        """The API refused a request with 429. When that happens often, accept no more than what was in
-        flight without it and return True (every request should pause); an isolated one returns False."""
+        """The API refused a request with 429, which still holds its slot. When that happens often, accept no
+        more than what is in flight without it and return True (every request should pause); an isolated one
+        returns False."""
         self._recent.append(True)
         refused = sum(self._recent)
         if refused < 2 or refused <= self.FREQUENT * max(len(self._recent), self.WINDOW // 2):
             return False
-        self.limit = max(1, min(self.limit, self.in_flight))
+        self.limit = max(1, min(self.limit, self.in_flight - 1))
         self._good = 0
         return True
 
@@ -142,4 +164,4 @@ class AdaptiveLimit:
         if self.limit < self.ceiling and self._good >= self._probe_every * self.limit:
             self.limit += 1
             self._good = 0
-            await self._wake()
+            self._hand_over()
