@@ -1,8 +1,25 @@
-"""The in-flight limit's turns: first come, first served, whatever is cancelled or freed meanwhile."""
+"""Politeness on its own, without HTTP: the rate limiter's spacing, and the in-flight limit's turns (first come,
+first served, whatever is cancelled or freed meanwhile). Over HTTP, with 429s: `test_requester.py`."""
 
 import asyncio
+import time
 
-from zchat_assets.api.throttle import AdaptiveLimit
+from zchat_assets.api.throttle import AdaptiveLimit, RateLimiter
+
+
+def test_rate_limit_spaces_every_start_of_many_requests():
+    limiter = RateLimiter(100)
+
+    async def requests():
+        for _ in range(10):
+            await limiter.acquire()
+
+    async def all_of_them():
+        await asyncio.gather(*(requests() for _ in range(8)))
+
+    started = time.monotonic()
+    asyncio.run(all_of_them())
+    assert time.monotonic() - started >= 79 * 0.01  # 80 starts, each 10 ms after the one before
 
 
 async def holding(limit: AdaptiveLimit, name: str, order: list[str], release: asyncio.Event) -> None:
