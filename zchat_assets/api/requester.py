@@ -176,7 +176,7 @@ class Requester:
             outcome = classify(answer.status, answer.headers, answer.content, path, params, url, self._clean,
                                self._token_hint)
             if isinstance(outcome, Retry) and outcome.throttled:
-                # Counted while it still holds its slot, which the next request waiting for one takes after it.
+                # Counted while it still holds its slot: once given up, the slot is already the next request's.
                 return replace(outcome, limit_met=self.in_flight.throttled())
         return outcome if isinstance(outcome, Retry) else (outcome, answer.content)
 
