@@ -36,6 +36,19 @@ OK = answer(f"HTTP/1.1 200 OK\nContent-Length: {len(BODY)}\n")
 LOGIN_REFUSED = b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"
 
 
+def serve_each(listener: socket.socket, handle) -> None:
+    """Accepts on `listener` in a thread of its own until it is closed, each connection handled in a thread."""
+    def accept():
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(sock,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+
+
 class Scripted:
     """A server on a free port that answers each request with the next of `script`: (bytes, then) where
     then is "keep" (the connection stays open), "close", "reset" (closed with a TCP reset) or "hang"
@@ -48,23 +61,16 @@ class Scripted:
         for step in script:
             self.script.put(step)
         self.heads: list[bytes] = []
-        self.connections = 0
+        self.connections, self._counting = 0, threading.Lock()
         self.closed = threading.Semaphore(0)  # released as the server closes each connection
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                sock, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+        serve_each(self.listener, self._serve)
 
     def _serve(self, sock):
+        with self._counting:
+            self.connections += 1
         try:
             if self.tls:
                 sock = self.tls.wrap_socket(sock, server_side=True)
@@ -385,15 +391,7 @@ class TunnelProxy:
         self.refuse = refuse  # an answer to CONNECT other than 200, if given
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://user:p%40ss@127.0.0.1:{self.listener.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+        serve_each(self.listener, self._tunnel)
 
     def _tunnel(self, client):
         head = b""

@@ -18,7 +18,7 @@ from .account import Shape
 from .days import api_days
 from .history import history_day, history_spec
 from .messages import messages_day, messages_spec
-from .relay import EVERY, WAKE_SECONDS, Listing, Relays
+from .relay import EVERY, Listing, Relays, wait_awake
 
 HELD = ("history", "history_expanded", "messages")  # the datasets of the step
 STOP_SECONDS = 30  # an interrupted dataset waits for at most one answer (a page, a batch of messages)
@@ -98,8 +98,7 @@ def side_by_side(runs: list[Callable[[], Iterator]], log) -> Iterator:
         thread.start()
     try:
         for finished in done:
-            while not finished.wait(WAKE_SECONDS):
-                pass
+            wait_awake(finished)
     except BaseException as interrupt:
         stop(threads, done, type(interrupt))
         raise

@@ -12,7 +12,7 @@ from ..day_messages import EXPANDED_COLUMNS, DayMessages
 from .account import Shape
 from .days import DayOutcome, late_changes_spec
 from .metadata import partition_metadata
-from .relay import WAKE_SECONDS, Relay, Relays
+from .relay import Relay, Relays, wait_awake
 
 CODE_VERSION = "2"
 PROGRESS_SECONDS = 15
@@ -94,8 +94,7 @@ class Pages:
 
     def published(self) -> None:
         """Waits for the expanded day's fate; `Failure` if it was not published."""
-        while not self._settled.wait(WAKE_SECONDS):
-            pass
+        wait_awake(self._settled)
         self.check()
         if self._failure is not None:
             raise self._failure

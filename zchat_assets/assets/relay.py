@@ -20,8 +20,14 @@ from dagster import Failure
 from ..day_messages import EXPANDED_COLUMNS
 
 _END = object()
-# A wait wakes now and then to see an interrupt: one that lands as a wait begins does not end the wait itself.
 WAKE_SECONDS = 0.5
+
+
+def wait_awake(event: threading.Event) -> None:
+    """Waits for `event`, waking now and then to see an interrupt: one that lands as a wait begins does not
+    end the wait itself."""
+    while not event.wait(WAKE_SECONDS):
+        pass
 
 
 class Relay:
@@ -56,8 +62,7 @@ class Relay:
 
     def published(self) -> set[str]:
         """Waits for the day's fate: its protocols, or `Failure` if it was not published."""
-        while not self._settled.wait(WAKE_SECONDS):
-            pass
+        wait_awake(self._settled)
         if self._failure is not None:
             raise Failure(self._failure)
         return self._protocols
