@@ -562,7 +562,7 @@ GROUPS = {
                      *fetch_day("20,000/day, 50 ms, C=128", 20000, 0.05, 128),
                      *fetch_day("20,000/day, 0 ms, C=8", 20000, 0.0, 8, baseline=True),
                      *fetch_day("50,000/day, 0 ms, C=16", 50000, 0.0, 16)],
-    "client": lambda: client_alone(8000, 0.05, 64),
+    "client": lambda: [*client_alone(8000, 0.05, 64), *client_alone(20000, 0.05, 128)],
     "dlt": lambda: against_dlt(20000, 0.05, 64, DLT_PYTHON),
     "memory": lambda: [*memory_by_step(20000), *memory_by_step(50000)],
     "conversion": lambda: conversion(20000),
